@@ -1,0 +1,51 @@
+# The two commands of the quick start: `make demo` and `make test`. Both build .venv when missing.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PIP    := $(BIN)/pip --disable-pip-version-check
+
+.PHONY: venv demo test test-fast lint type ui bench lock clean
+
+venv: $(STAMP)
+
+# torch first (the CPU wheel), then everything under requirements.txt as constraints so the
+# resolver can never pull another torch; the project itself is installed editable.
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q pip==26.3
+	$(PIP) install -q -c requirements.txt torch==2.13.0
+	$(PIP) install -q -c requirements.txt -r requirements.txt
+	$(PIP) install -q -c requirements.txt --no-deps -e .
+	@touch $@
+
+demo: venv
+	$(BIN)/trading demo
+
+test: venv
+	$(BIN)/python -m pytest
+
+lint: venv
+	$(BIN)/ruff check trading_core dags plugins tests benchmarks
+
+type: venv
+	$(BIN)/mypy
+
+# Airflow UI (http://127.0.0.1:8080) and MLflow UI (http://127.0.0.1:5000) on the local stores.
+ui: venv
+	$(BIN)/trading ui
+
+bench: venv
+	$(BIN)/python benchmarks/ingest_sp500.py
+
+# Re-resolve requirements.in into the exact lock requirements.txt (needs the package index).
+lock:
+	rm -rf /tmp/trading-lock-venv && $(PYTHON) -m venv /tmp/trading-lock-venv
+	/tmp/trading-lock-venv/bin/pip install -q pip==26.3
+	/tmp/trading-lock-venv/bin/pip install -q torch==2.13.0
+	/tmp/trading-lock-venv/bin/pip install -q -r requirements.in
+	{ head -2 requirements.txt; echo "torch==2.13.0"; /tmp/trading-lock-venv/bin/pip freeze | grep -v '^torch=='; } > requirements.txt.new
+	mv requirements.txt.new requirements.txt
+
+clean:
+	rm -rf $(VENV) .trading

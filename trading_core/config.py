@@ -1,0 +1,95 @@
+"""One configuration object for the whole platform.
+
+Every path, URL and secret the code needs comes from :class:`Settings`; nothing else reads
+environment variables or builds paths by hand. Values come from ``TRADING_*`` environment
+variables or an optional ``.env`` file in the working directory, in that order of precedence.
+
+Everything the embedded default needs lives under one home directory (``./.trading``): the
+Parquet lake, staging files, the SQLite app DB, the MLflow store and the embedded Airflow home.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Platform settings; every field maps to ``TRADING_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="TRADING_", env_file=".env", extra="ignore")
+
+    home: Path = Field(default=Path(".trading"))
+    """Root of all local state: lake, staging, SQLite stores, embedded Airflow home."""
+
+    database_url: str | None = None
+    """SQLAlchemy URL of the app DB (lineage, quarantine). Default: SQLite in ``home``."""
+
+    mlflow_tracking_uri: str | None = None
+    """MLflow tracking URI. Default: ``sqlite:///<home>/mlflow.db``."""
+
+    mlflow_artifact_root: Path | None = None
+    """Where a local MLflow store keeps artifacts. Default: ``<home>/mlartifacts``."""
+
+    airflow_home: Path | None = None
+    """AIRFLOW_HOME of the embedded mode (demo, ``make ui``). Default: ``<home>/airflow``."""
+
+    dags_folder: Path = Field(default=Path("dags"))
+    """DAG folder handed to the embedded Airflow (relative to the working directory)."""
+
+    plugins_folder: Path = Field(default=Path("plugins"))
+    """Plugins folder handed to the embedded Airflow (relative to the working directory)."""
+
+    polygon_api_key: SecretStr | None = None
+    """API key for the Polygon provider (an Airflow connection may supply it instead)."""
+
+    http_timeout_s: float = 10.0
+    """Timeout of one HTTP request made by a remote data provider."""
+
+    seed: int = 42
+    """Default seed for anything random (synthetic market, model initialisation)."""
+
+    @field_validator("home", "dags_folder", "plugins_folder", mode="after")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    # Derived locations: properties, so there is one place that says where things live.
+    @cached_property
+    def lake_dir(self) -> Path:
+        """Parquet lake root (``<home>/lake``)."""
+        return self.home / "lake"
+
+    @cached_property
+    def staging_dir(self) -> Path:
+        """Hand-off files between ingest tasks (``<home>/staging``)."""
+        return self.home / "staging"
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'trading.db'}"
+
+    @cached_property
+    def resolved_mlflow_tracking_uri(self) -> str:
+        return self.mlflow_tracking_uri or f"sqlite:///{self.home / 'mlflow.db'}"
+
+    @cached_property
+    def resolved_mlflow_artifact_root(self) -> Path:
+        return (self.mlflow_artifact_root or self.home / "mlartifacts").expanduser().resolve()
+
+    @cached_property
+    def resolved_airflow_home(self) -> Path:
+        return (self.airflow_home or self.home / "airflow").expanduser().resolve()
+
+    def ensure_dirs(self) -> None:
+        """Create the home and its standard folders (idempotent)."""
+        for path in (self.home, self.lake_dir, self.staging_dir):
+            path.mkdir(parents=True, exist_ok=True)
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Read settings from the environment; keyword overrides win (used by tests and the CLI)."""
+    return Settings(**overrides)  # type: ignore[arg-type]

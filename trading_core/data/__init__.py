@@ -1,0 +1,1 @@
+"""Market data: providers, validation and quarantine, the Parquet lake, and the ingest stage."""

@@ -1,0 +1,282 @@
+"""The ingest stage: ``(source, symbols, start, end) -> dataset_version``.
+
+Three steps, each a plain function the DAG runs as its own task (they hand each other small
+references, never frames) and :func:`ingest` composes for the CLI and tests:
+
+1. :func:`fetch_to_staging`: the provider's raw bars to ``<staging>/<run>/raw.parquet``;
+2. :func:`validate_staged`: rules -> quarantine in the DB, clean bars to ``clean.parquet``; fails the
+   run (lake untouched) when the bad share exceeds the policy;
+3. :func:`publish`: upsert into the lake, hash the resulting slice into ``dataset_version``, record
+   lineage, clear staging.
+
+Every step is idempotent by ``run_id``: a retried task overwrites what its last attempt wrote.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import shutil
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from trading_core.config import Settings
+from trading_core.data.lake import Lake, UpsertStats, content_hash
+from trading_core.data.providers import OHLCVProvider, build_provider
+from trading_core.data.request import IngestRequest
+from trading_core.data.schema import NUMERIC_COLUMNS
+from trading_core.data.validation import validate_bars
+from trading_core.db import lineage, upgrade_database
+from trading_core.errors import ConfigError, DataQualityError, ProviderError
+
+log = logging.getLogger(__name__)
+_RUN_ID = re.compile(r"^[A-Za-z0-9_.:+\-]{1,64}$")
+
+
+@dataclass(frozen=True)
+class StagedBatch:
+    """Reference to fetched, not yet validated bars."""
+
+    run_id: str
+    request: dict[str, Any]
+    feed: str
+    interval: str
+    calendar: str
+    raw_path: str
+    rows: int
+
+
+@dataclass(frozen=True)
+class ValidatedBatch:
+    """Reference to validated bars waiting to be published."""
+
+    run_id: str
+    request: dict[str, Any]
+    feed: str
+    interval: str
+    clean_path: str
+    rows_read: int
+    rows_clean: int
+    rows_quarantined: int
+    quarantined_by_rule: dict[str, int]
+    flagged_by_rule: dict[str, int]
+    bad_share: float
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What an ingest produced: the dataset version and enough lineage to find everything again."""
+
+    run_id: str
+    dataset_version: str
+    new_dataset: bool
+    feed: str
+    interval: str
+    symbols: list[str]
+    start: str
+    end: str
+    rows: int
+    rows_read: int
+    rows_quarantined: int
+    quarantined_by_rule: dict[str, int]
+    flagged_by_rule: dict[str, int]
+    upsert: dict[str, int]
+    lake_dir: str
+
+    def as_reference(self) -> dict[str, Any]:
+        """Small JSON for XCom and Asset-event extras."""
+        return asdict(self)
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex
+
+
+def run_id_for(*parts: str) -> str:
+    """A DB-safe run id from an external identity (e.g. Airflow dag_id + run_id), stable across retries."""
+    text = ":".join(parts)
+    clean = re.sub(r"[^A-Za-z0-9_.:+\-]", "_", text)
+    return clean if len(clean) <= 64 else clean[:47] + "-" + hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def feed_name(request: IngestRequest, provider: OHLCVProvider) -> str:
+    """The lake feed the request's bars belong to (see trading_core.data.lake)."""
+    if request.source == "synthetic":
+        config = provider.config
+        return "synthetic-" + hashlib.sha256(repr(config).encode()).hexdigest()[:10]
+    if request.source == "csv":
+        return f"csv-{provider.layout.name}"
+    return request.source
+
+
+def _run_dir(settings: Settings, run_id: str) -> Path:
+    if not _RUN_ID.match(run_id):
+        raise ConfigError(f"invalid run id {run_id!r}")
+    return settings.staging_dir / run_id
+
+
+def fetch_to_staging(request: IngestRequest, settings: Settings, run_id: str | None = None) -> StagedBatch:
+    """Fetch raw bars with the request's provider and stage them; records the run as started."""
+    run_id = run_id or new_run_id()
+    settings.ensure_dirs()
+    url = settings.resolved_database_url
+    upgrade_database(url)
+    provider = build_provider(request, settings)
+    feed = feed_name(request, provider)
+    request_json = request.model_dump(mode="json")
+    lineage.start_run(url, run_id, source=request.source, feed=feed, interval=request.interval, request=request_json)
+    try:
+        frame = provider.fetch(list(request.symbols), request.start, request.end, request.interval)  # type: ignore[arg-type]
+        if frame.empty:
+            raise ProviderError(f"{request.describe()}: the provider returned no bars")
+        run_dir = _run_dir(settings, run_id)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        raw_path = run_dir / "raw.parquet"
+        _stage(frame, raw_path)
+    except Exception as exc:
+        lineage.finish_run(url, run_id, status="failed", error=f"{type(exc).__name__}: {exc}")
+        raise
+    log.info("fetched %d rows for %s into %s", len(frame), request.describe(), raw_path)
+    return StagedBatch(
+        run_id, request_json, feed, request.interval, request.calendar or provider.calendar, str(raw_path), len(frame)
+    )
+
+
+def _stage(frame: pd.DataFrame, path: Path) -> None:
+    """Write raw bars as they came; columns with junk stay text so validation can quote them."""
+    out = frame.copy()
+    for col in [*NUMERIC_COLUMNS, "symbol"]:
+        if out[col].dtype == object:
+            out[col] = out[col].astype("string")
+    tmp = path.with_suffix(".tmp")
+    out.to_parquet(tmp, index=False)
+    tmp.replace(path)
+
+
+def validate_staged(batch: StagedBatch, settings: Settings) -> ValidatedBatch:
+    """Validate staged bars; quarantine goes to the DB even when the run then fails."""
+    url = settings.resolved_database_url
+    request = IngestRequest.model_validate(batch.request)
+    raw = pd.read_parquet(batch.raw_path)
+    for col in [*NUMERIC_COLUMNS, "symbol"]:
+        if isinstance(raw[col].dtype, pd.StringDtype):
+            raw[col] = raw[col].astype(object).where(raw[col].notna(), None)
+    result = validate_bars(raw, batch.calendar, batch.interval, request.policy)
+    report = result.report
+    lineage.save_validation(url, batch.run_id, result.quarantine, report.to_dict())
+    try:
+        report.raise_if_failed(f"ingest run {batch.run_id} ({request.describe()})")
+        if report.rows_clean == 0:
+            raise DataQualityError(f"ingest run {batch.run_id} ({request.describe()}): no clean rows left")
+    except DataQualityError as exc:
+        lineage.finish_run(url, batch.run_id, status="failed", error=str(exc))
+        raise
+    clean_path = Path(batch.raw_path).with_name("clean.parquet")
+    result.clean.to_parquet(clean_path.with_suffix(".tmp"), index=False)
+    clean_path.with_suffix(".tmp").replace(clean_path)
+    return ValidatedBatch(
+        batch.run_id,
+        batch.request,
+        batch.feed,
+        batch.interval,
+        str(clean_path),
+        report.rows_read,
+        report.rows_clean,
+        report.rows_quarantined,
+        report.quarantined_by_rule,
+        report.flagged_by_rule,
+        report.bad_share,
+    )
+
+
+def publish(batch: ValidatedBatch, settings: Settings) -> IngestResult:
+    """Upsert clean bars into the lake and record the resulting dataset version."""
+    url = settings.resolved_database_url
+    clean = pd.read_parquet(batch.clean_path)
+    lake = Lake(settings.lake_dir)
+    stats: UpsertStats = lake.upsert(batch.feed, batch.interval, clean)
+    symbols = sorted(clean["symbol"].unique().tolist())
+    request = IngestRequest.model_validate(batch.request)
+    start = pd.Timestamp(request.start, tz="UTC") if request.start else clean["timestamp"].min()
+    end = (
+        (pd.Timestamp(request.end, tz="UTC") + pd.Timedelta(days=1) - pd.Timedelta(1, "us"))
+        if request.end
+        else clean["timestamp"].max()
+    )
+    dataset = lake.read(batch.feed, batch.interval, symbols, start, end)
+    version = "ds-" + content_hash(dataset, batch.feed, batch.interval)[:20]
+    missing = sorted(set(request.symbols) - set(symbols))
+    new = lineage.record_dataset(
+        url,
+        version=version,
+        feed=batch.feed,
+        interval=batch.interval,
+        symbols=symbols,
+        start=start.to_pydatetime(),
+        end=end.to_pydatetime(),
+        row_count=len(dataset),
+        run_id=batch.run_id,
+        lineage={
+            "source": request.source,
+            "request": batch.request,
+            "rows_read": batch.rows_read,
+            "quarantined_by_rule": batch.quarantined_by_rule,
+            "flagged_by_rule": batch.flagged_by_rule,
+            "symbols_without_data": missing,
+        },
+        rows_quarantined=batch.rows_quarantined,
+        bad_share=batch.bad_share,
+    )
+    lineage.finish_run(url, batch.run_id, status="succeeded", dataset_version=version)
+    shutil.rmtree(Path(batch.clean_path).parent, ignore_errors=True)
+    result = IngestResult(
+        run_id=batch.run_id,
+        dataset_version=version,
+        new_dataset=new,
+        feed=batch.feed,
+        interval=batch.interval,
+        symbols=symbols,
+        start=start.isoformat(),
+        end=end.isoformat(),
+        rows=len(dataset),
+        rows_read=batch.rows_read,
+        rows_quarantined=batch.rows_quarantined,
+        quarantined_by_rule=batch.quarantined_by_rule,
+        flagged_by_rule=batch.flagged_by_rule,
+        upsert=asdict(stats),
+        lake_dir=str(lake.root / f"feed={batch.feed}"),
+    )
+    log.info("published %s: %d rows, %d symbols (%s)", version, len(dataset), len(symbols), json.dumps(result.upsert))
+    return result
+
+
+def ingest(request: IngestRequest, settings: Settings, run_id: str | None = None) -> IngestResult:
+    """Fetch, validate and publish in one call (the CLI and tests; the DAG runs the steps as tasks)."""
+    staged = fetch_to_staging(request, settings, run_id)
+    validated = validate_staged(staged, settings)
+    return publish(validated, settings)
+
+
+def load_dataset(version: str, settings: Settings, verify: bool = True) -> pd.DataFrame:
+    """The bars of a recorded dataset version, read from the lake (and checked against its hash)."""
+    from trading_core.errors import DatasetIntegrityError
+
+    record = lineage.get_dataset(settings.resolved_database_url, version)
+    start, end = pd.Timestamp(record.start), pd.Timestamp(record.end)
+    start = start.tz_localize("UTC") if start.tzinfo is None else start
+    end = end.tz_localize("UTC") if end.tzinfo is None else end
+    frame = Lake(settings.lake_dir).read(record.feed, record.interval, list(record.symbols), start, end)
+    if verify:
+        actual = "ds-" + content_hash(frame, record.feed, record.interval)[:20]
+        if actual != version:
+            raise DatasetIntegrityError(
+                f"lake content for {version} changed since it was recorded (now hashes to {actual}): "
+                "a later ingest updated bars in its range; re-ingest to get a new version"
+            )
+    return frame

@@ -1,0 +1,119 @@
+"""The ingest request: what to fetch, from where, and how strict validation is.
+
+It is the one input of the ingest stage, built the same way by the CLI, the DAG (from its
+params) and the tests; pydantic validates it, so a bad symbol, path or date range fails before
+anything is fetched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from trading_core.data.schema import validate_interval, validate_symbol
+
+
+class ValidationPolicy(BaseModel):
+    """Thresholds of the validation rules and the bad-row budget of a run."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_bad_share: float = Field(default=0.05, ge=0.0, le=1.0)
+    """The run fails (nothing reaches the lake) when quarantined rows / rows read exceeds this."""
+    jump_threshold: float = Field(default=0.4, gt=0.0)
+    """|log return| between consecutive closes above which a move is 'extreme' (0.4 ≈ +49% / -33%)."""
+    reversal_share: float = Field(default=0.7, gt=0.0, le=1.0)
+    """An extreme move undone by at least this share on the next bar is a bad print (quarantined);
+    one that persists is flagged as split-like (kept, reported)."""
+    stale_run: int = Field(default=5, ge=2)
+    """This many consecutive bars with an identical close and a zero range are flagged stale."""
+    ohlc_tolerance: float = Field(default=1e-9, ge=0.0)
+    """Relative tolerance of the OHLC order check (float rounding in vendor files)."""
+
+
+class IngestRequest(BaseModel):
+    """One ingest: source, symbols, dates, interval and the validation policy."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: Literal["synthetic", "csv", "yfinance", "polygon"] = "synthetic"
+    symbols: tuple[str, ...] = ()
+    """Symbols to ingest; empty means every symbol the source has (synthetic universe, whole file)."""
+    start: date | None = None
+    end: date | None = None
+    interval: str = "1d"
+    path: Path | None = None
+    """File for source='csv'."""
+    layout: str = "auto"
+    """File layout for source='csv' (see trading_core.data.providers.files.KNOWN_LAYOUTS)."""
+    columns: dict[str, str] | None = None
+    """Explicit column mapping for source='csv' (field -> column name)."""
+    calendar: str | None = None
+    """Override of the source's session calendar (gap checks)."""
+    seed: int | None = None
+    """Seed of the synthetic market (default: Settings.seed)."""
+    n_assets: int = Field(default=20, ge=1, le=2000)
+    """Universe size of the synthetic market."""
+    signal_strength: float = Field(default=0.05, ge=0.0, lt=1.0)
+    """Strength of the synthetic market's predictable component (see providers.synthetic)."""
+    defect_rate: float = Field(default=0.0, ge=0.0, lt=0.5)
+    """Share of synthetic bars damaged like a bad vendor feed (exercises quarantine)."""
+    policy: ValidationPolicy = ValidationPolicy()
+
+    @field_validator("symbols", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [s for s in value.replace(" ", ",").split(",") if s]
+        return value
+
+    @field_validator("symbols")
+    @classmethod
+    def _symbols(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(validate_symbol(s) for s in value))
+
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, value: str) -> str:
+        return validate_interval(value)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> IngestRequest:
+        if self.start and self.end and self.end < self.start:
+            raise ValueError(f"end {self.end} is before start {self.start}")
+        if self.source == "csv" and self.path is None:
+            raise ValueError("source 'csv' needs path")
+        if self.source != "csv" and (self.path is not None or self.columns):
+            raise ValueError(f"path/columns are only for source 'csv', not {self.source!r}")
+        if self.source in {"synthetic", "yfinance", "polygon"} and (self.start is None or self.end is None):
+            raise ValueError(f"source {self.source!r} needs start and end")
+        return self
+
+    def describe(self) -> str:
+        syms = ",".join(self.symbols[:5]) + ("..." if len(self.symbols) > 5 else "") if self.symbols else "all"
+        return f"{self.source}[{syms}] {self.start or '-'}..{self.end or '-'} {self.interval}"
+
+
+def request_from_params(params: Mapping[str, Any], run_date: date) -> IngestRequest:
+    """Build a request from the ingest DAG's params (UI form or trigger conf).
+
+    A scheduled run has no dates in its params: it ingests ``lookback_days`` up to its run date,
+    so a late or missed day is picked up by the next run (the lake upsert makes overlaps free).
+    """
+    values = {k: (None if v in ("", []) and k not in {"symbols"} else v) for k, v in params.items()}
+    lookback = int(values.pop("lookback_days", None) or 5)
+    policy_fields = set(ValidationPolicy.model_fields)
+    policy = {k: values.pop(k) for k in list(values) if k in policy_fields and values[k] is not None}
+    values = {k: v for k, v in values.items() if v is not None and k in IngestRequest.model_fields}
+    if values.get("source", "synthetic") != "csv":
+        values.setdefault("end", run_date)
+        values.setdefault("start", pd_date(values["end"]) - timedelta(days=lookback))
+    return IngestRequest(**values, policy=ValidationPolicy(**policy))
+
+
+def pd_date(value: date | str) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))

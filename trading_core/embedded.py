@@ -1,0 +1,107 @@
+"""The embedded mode: Airflow and MLflow on local files, started as subprocesses (no airflow import).
+
+Used by ``trading demo`` (runs a DAG end to end with ``airflow dags test``) and ``trading ui``
+(``airflow standalone`` + ``mlflow ui``). Airflow reads its configuration from ``AIRFLOW__*``
+variables, which :func:`airflow_env` derives from :class:`~trading_core.config.Settings`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from trading_core.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+def _bin(name: str) -> str:
+    """The executable beside the running interpreter (the venv), else from PATH."""
+    local = Path(sys.executable).with_name(name)
+    return str(local) if local.exists() else (shutil.which(name) or name)
+
+
+def airflow_env(settings: Settings, api_port: int = 8080) -> dict[str, str]:
+    """Environment for an embedded Airflow on SQLite with LocalExecutor, and for its tasks."""
+    env = dict(os.environ)
+    home = settings.resolved_airflow_home
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(settings.dags_folder),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(settings.plugins_folder),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
+            "AIRFLOW__API__PORT": str(api_port),
+            # Tasks must see the same platform home as the process that started Airflow.
+            "TRADING_HOME": str(settings.home),
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+        }
+    )
+    if settings.database_url:
+        env["TRADING_DATABASE_URL"] = settings.database_url
+    return env
+
+
+def migrate_airflow(settings: Settings) -> None:
+    """Create or upgrade the embedded Airflow metadata DB (idempotent)."""
+    settings.resolved_airflow_home.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [_bin("airflow"), "db", "migrate"], env=airflow_env(settings), check=True, capture_output=True, text=True
+    )
+
+
+def run_dag_test(settings: Settings, dag_id: str, conf: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    """``airflow dags test`` one DAG run in-process of a fresh ``airflow`` command; raises on failure."""
+    migrate_airflow(settings)
+    cmd = [_bin("airflow"), "dags", "test", dag_id, "--conf", json.dumps(conf)]
+    log.info("running %s", " ".join(cmd))
+    proc = subprocess.run(cmd, env=airflow_env(settings), capture_output=True, text=True)
+    log_path = settings.resolved_airflow_home / f"dags-test-{dag_id}.log"
+    log_path.write_text(proc.stdout + proc.stderr)
+    if proc.returncode != 0 or "state=failed" in proc.stdout + proc.stderr:
+        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-40:])
+        raise RuntimeError(f"airflow dags test {dag_id} failed (full log: {log_path}):\n{tail}")
+    return proc
+
+
+def start_ui(settings: Settings, airflow_port: int = 8080, mlflow_port: int = 5000) -> None:
+    """Start ``airflow standalone`` and ``mlflow ui`` on the local stores; blocks until Ctrl-C."""
+    migrate_airflow(settings)
+    artifacts = settings.resolved_mlflow_artifact_root
+    artifacts.mkdir(parents=True, exist_ok=True)
+    mlflow_cmd = [
+        _bin("mlflow"),
+        "ui",
+        "--backend-store-uri",
+        settings.resolved_mlflow_tracking_uri,
+        "--default-artifact-root",
+        str(artifacts),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(mlflow_port),
+    ]
+    procs = [
+        subprocess.Popen([_bin("airflow"), "standalone"], env=airflow_env(settings, airflow_port)),
+        subprocess.Popen(mlflow_cmd),
+    ]
+    password_file = settings.resolved_airflow_home / "simple_auth_manager_passwords.json.generated"
+    print(f"Airflow UI: http://127.0.0.1:{airflow_port}  (user 'admin', password in {password_file})")
+    print(f"MLflow UI:  http://127.0.0.1:{mlflow_port}")
+    try:
+        for proc in procs:
+            proc.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for proc in procs:
+            proc.terminate()
