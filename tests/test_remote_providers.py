@@ -60,31 +60,43 @@ def check_contract(frame: pd.DataFrame) -> None:
 
 def yahoo_params(interval: str = "1d", period2: str = "1704542400") -> dict[str, str]:
     # 2024-01-02 00:00 UTC - 14h and 2024-01-06 00:00 UTC + 12h: every zone's local 01-02..01-05.
-    return {"period1": "1704103200", "period2": period2, "interval": interval,
-            "includePrePost": "false", "events": "div,split"}
+    return {
+        "period1": "1704103200",
+        "period2": period2,
+        "interval": interval,
+        "includePrePost": "false",
+        "events": "div,split",
+    }
 
 
 JAN2_ONLY = "1704283200"  # period2 for end 2024-01-02: 2024-01-03 00:00 UTC + 12h
 
 
 def add_yahoo(rsps: Any, symbol: str, fixture: str, status: int = 200, interval: str = "1d") -> None:
-    rsps.get(f"{YAHOO}/{symbol}", json=load(fixture), status=status,
-             match=[matchers.query_param_matcher(yahoo_params(interval))])
+    rsps.get(
+        f"{YAHOO}/{symbol}",
+        json=load(fixture),
+        status=status,
+        match=[matchers.query_param_matcher(yahoo_params(interval))],
+    )
 
 
 def test_yahoo_daily_frame_exact(rsps: Any) -> None:
     add_yahoo(rsps, "AAPL", "yahoo_chart_AAPL_1d.json")
     frame = YahooProvider(timeout_s=5, calendar="XNYS").fetch(["AAPL"], JAN2, JAN5)
     check_contract(frame)
-    expected = pd.DataFrame({
-        "timestamp": DAYS, "symbol": "AAPL",
-        "open": [187.14999389648438, 184.22000122070312, 182.14999389648438, 181.99000549316406],
-        "high": [188.44000244140625, 185.8800048828125, 183.08999633789062, 182.75999450683594],
-        "low": [183.88999938964844, 183.42999267578125, 180.8800048828125, 180.1699981689453],
-        "close": [185.63999938964844, 184.25, 181.91000366210938, 181.17999267578125],
-        "volume": [82488700.0, 58414500.0, 71983600.0, 62303300.0],
-        SOURCE_ROW: np.array([1, 2, 3, 4], dtype="int64"),
-    })
+    expected = pd.DataFrame(
+        {
+            "timestamp": DAYS,
+            "symbol": "AAPL",
+            "open": [187.14999389648438, 184.22000122070312, 182.14999389648438, 181.99000549316406],
+            "high": [188.44000244140625, 185.8800048828125, 183.08999633789062, 182.75999450683594],
+            "low": [183.88999938964844, 183.42999267578125, 180.8800048828125, 180.1699981689453],
+            "close": [185.63999938964844, 184.25, 181.91000366210938, 181.17999267578125],
+            "volume": [82488700.0, 58414500.0, 71983600.0, 62303300.0],
+            SOURCE_ROW: np.array([1, 2, 3, 4], dtype="int64"),
+        }
+    )
     pd.testing.assert_frame_equal(frame, expected)
     sent = rsps.calls[0].request
     assert "Mozilla/5.0" in sent.headers["User-Agent"]
@@ -148,12 +160,16 @@ def test_yahoo_adjusted_scales_ohlc_by_adjclose(rsps: Any) -> None:
 
 
 def test_yahoo_intraday_interval_mapping(rsps: Any) -> None:
-    rsps.get(f"{YAHOO}/AAPL", json=load("yahoo_chart_AAPL_5m.json"),
-             match=[matchers.query_param_matcher(yahoo_params("5m", JAN2_ONLY))])
+    rsps.get(
+        f"{YAHOO}/AAPL",
+        json=load("yahoo_chart_AAPL_5m.json"),
+        match=[matchers.query_param_matcher(yahoo_params("5m", JAN2_ONLY))],
+    )
     frame = YahooProvider().fetch(["AAPL"], JAN2, JAN2, interval="5m")
     check_contract(frame)
-    assert list(frame["timestamp"]) == list(pd.to_datetime(
-        ["2024-01-02 14:30", "2024-01-02 14:35", "2024-01-02 14:40"], utc=True))
+    assert list(frame["timestamp"]) == list(
+        pd.to_datetime(["2024-01-02 14:30", "2024-01-02 14:35", "2024-01-02 14:40"], utc=True)
+    )
 
 
 def test_yahoo_hourly_is_60m(rsps: Any) -> None:
@@ -223,10 +239,16 @@ PAGE2 = f"{POLYGON}/AAPL/range/1/day/1704344400000/2024-01-05"
 
 def add_polygon_pages(rsps: Any) -> None:
     auth = matchers.header_matcher({"Authorization": f"Bearer {KEY}"})
-    rsps.get(AAPL_DAILY, json=load("polygon_aggs_AAPL_1d_page1.json"),
-             match=[matchers.query_param_matcher(POLY_PARAMS), auth])
-    rsps.get(PAGE2, json=load("polygon_aggs_AAPL_1d_page2.json"),
-             match=[matchers.query_param_matcher({"cursor": "bGltaXQ9MiZzb3J0PWFzYw"}), auth])
+    rsps.get(
+        AAPL_DAILY,
+        json=load("polygon_aggs_AAPL_1d_page1.json"),
+        match=[matchers.query_param_matcher(POLY_PARAMS), auth],
+    )
+    rsps.get(
+        PAGE2,
+        json=load("polygon_aggs_AAPL_1d_page2.json"),
+        match=[matchers.query_param_matcher({"cursor": "bGltaXQ9MiZzb3J0PWFzYw"}), auth],
+    )
 
 
 def polygon(**kwargs: Any) -> PolygonProvider:
@@ -237,15 +259,18 @@ def test_polygon_daily_pages_into_exact_frame(rsps: Any) -> None:
     add_polygon_pages(rsps)
     frame = polygon().fetch(["AAPL"], JAN2, JAN5)
     check_contract(frame)
-    expected = pd.DataFrame({
-        "timestamp": DAYS, "symbol": "AAPL",
-        "open": [187.15, 184.22, 182.15, 181.99],
-        "high": [188.44, 185.88, 183.0872, 182.76],
-        "low": [183.885, 183.43, 180.88, 180.17],
-        "close": [185.64, 184.25, 181.91, 181.18],
-        "volume": [82488674.0, 58414460.0, 71878670.0, 62379661.0],
-        SOURCE_ROW: np.array([1, 2, 3, 4], dtype="int64"),  # counted across pages
-    })
+    expected = pd.DataFrame(
+        {
+            "timestamp": DAYS,
+            "symbol": "AAPL",
+            "open": [187.15, 184.22, 182.15, 181.99],
+            "high": [188.44, 185.88, 183.0872, 182.76],
+            "low": [183.885, 183.43, 180.88, 180.17],
+            "close": [185.64, 184.25, 181.91, 181.18],
+            "volume": [82488674.0, 58414460.0, 71878670.0, 62379661.0],
+            SOURCE_ROW: np.array([1, 2, 3, 4], dtype="int64"),  # counted across pages
+        }
+    )
     pd.testing.assert_frame_equal(frame, expected)
     assert isinstance(polygon(), OHLCVProvider) and polygon().name == "polygon"
 
@@ -279,13 +304,17 @@ def test_polygon_multiple_symbols_sorted(rsps: Any) -> None:
 
 
 def test_polygon_intraday_mapping_keeps_utc_start(rsps: Any) -> None:
-    rsps.get(f"{POLYGON}/AAPL/range/1/hour/2024-01-02/2024-01-02", json=load("polygon_aggs_AAPL_1h.json"),
-             match=[matchers.query_param_matcher(POLY_PARAMS)])
+    rsps.get(
+        f"{POLYGON}/AAPL/range/1/hour/2024-01-02/2024-01-02",
+        json=load("polygon_aggs_AAPL_1h.json"),
+        match=[matchers.query_param_matcher(POLY_PARAMS)],
+    )
     rsps.get(f"{POLYGON}/AAPL/range/15/minute/2024-01-02/2024-01-02", json=load("polygon_aggs_empty.json"))
     frame = polygon().fetch(["AAPL"], JAN2, JAN2, interval="1h")
     check_contract(frame)
-    assert list(frame["timestamp"]) == list(pd.to_datetime(
-        ["2024-01-02 09:00", "2024-01-02 14:00", "2024-01-02 15:00"], utc=True))
+    assert list(frame["timestamp"]) == list(
+        pd.to_datetime(["2024-01-02 09:00", "2024-01-02 14:00", "2024-01-02 15:00"], utc=True)
+    )
     assert polygon().fetch(["AAPL"], JAN2, JAN2, interval="15m").empty
 
 
@@ -300,16 +329,17 @@ def test_polygon_missing_key_is_unavailable() -> None:
             PolygonProvider(api_key=key, timeout_s=5, calendar="XNYS")
 
 
-@pytest.mark.parametrize(("status", "fixture", "pattern"), [
-    (401, "polygon_401.json", r"HTTP 401.*Unknown API Key"),
-    (403, "polygon_403.json", r"HTTP 403.*not entitled"),
-    (404, None, r"HTTP 404"),
-    (429, "polygon_429.json", r"rate limited"),
-    (500, None, r"HTTP 500"),
-])
-def test_polygon_http_errors_never_show_key(
-    rsps: Any, status: int, fixture: str | None, pattern: str
-) -> None:
+@pytest.mark.parametrize(
+    ("status", "fixture", "pattern"),
+    [
+        (401, "polygon_401.json", r"HTTP 401.*Unknown API Key"),
+        (403, "polygon_403.json", r"HTTP 403.*not entitled"),
+        (404, None, r"HTTP 404"),
+        (429, "polygon_429.json", r"rate limited"),
+        (500, None, r"HTTP 500"),
+    ],
+)
+def test_polygon_http_errors_never_show_key(rsps: Any, status: int, fixture: str | None, pattern: str) -> None:
     body = json.dumps(load(fixture)) if fixture else f"internal error for key {KEY}"
     rsps.get(AAPL_DAILY, body=body, status=status)
     with pytest.raises(ProviderError, match=pattern) as info:
@@ -346,8 +376,10 @@ def test_polygon_next_url_to_other_host_refused(rsps: Any) -> None:
 
 
 def test_polygon_base_url_override(rsps: Any) -> None:
-    rsps.get("http://localhost:9999/v2/aggs/ticker/AAPL/range/1/day/2024-01-02/2024-01-05",
-             json=load("polygon_aggs_empty.json"))
+    rsps.get(
+        "http://localhost:9999/v2/aggs/ticker/AAPL/range/1/day/2024-01-02/2024-01-05",
+        json=load("polygon_aggs_empty.json"),
+    )
     assert polygon(base_url="http://localhost:9999/").fetch(["AAPL"], JAN2, JAN5).empty
 
 

@@ -59,9 +59,10 @@ def _datasets(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _quarantine(args: argparse.Namespace, settings: Settings) -> int:
-    from trading_core.db import lineage
+    from trading_core.db import lineage, upgrade_database
 
     url = settings.resolved_database_url
+    upgrade_database(url)
     run = lineage.get_run(url, args.run_id)
     if run is None:
         print(f"no ingest run {args.run_id!r}", file=sys.stderr)

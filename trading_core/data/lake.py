@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -185,18 +184,3 @@ def _locked(directory: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
-def numeric_equal(a: pd.DataFrame, b: pd.DataFrame) -> bool:
-    """True when two bar frames hold the same bars (used by tests and integrity checks)."""
-    if len(a) != len(b):
-        return False
-    left = a.sort_values(["symbol", "timestamp"]).reset_index(drop=True)
-    right = b.sort_values(["symbol", "timestamp"]).reset_index(drop=True)
-    return bool(
-        (left["symbol"] == right["symbol"]).all()
-        and (left["timestamp"] == right["timestamp"]).all()
-        and np.array_equal(
-            left[list(NUMERIC_COLUMNS)].to_numpy(), right[list(NUMERIC_COLUMNS)].to_numpy(), equal_nan=True
-        )
-    )

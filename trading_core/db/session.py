@@ -17,9 +17,7 @@ MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 def make_engine(url: str) -> Engine:
     """One engine per URL per process. SQLite gets foreign keys and a busy timeout for concurrent tasks."""
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        _ensure_sqlite_dir(url)
         engine = create_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine, "connect")
@@ -31,6 +29,12 @@ def make_engine(url: str) -> Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+def _ensure_sqlite_dir(url: str) -> None:
+    path = url.split("///", 1)[-1]
+    if url.startswith("sqlite") and path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
 
 
 @contextmanager
@@ -60,4 +64,5 @@ def upgrade_database(url: str, revision: str = "head") -> None:
     """Apply Alembic migrations up to ``revision`` (idempotent)."""
     from alembic import command
 
+    _ensure_sqlite_dir(url)
     command.upgrade(alembic_config(url), revision)

@@ -10,8 +10,9 @@ Per day ``t`` and asset ``i``, with regime ``s_t`` (a Markov chain over calm / t
   and idiosyncratic ``e`` unit-variance Student-t draws (fat tails) and ``a²+b²+c² = 1``; the
   crisis regime raises ``a`` (correlations go to one in a crash);
 * the predictable component: ``z_t = kappa * u_{t-1} + sqrt(1 - kappa²) * x_t`` where
-  ``u_t = (z_t + ... + z_{t-k+1}) / sqrt(k)`` is a k-bar momentum of standardised returns, so
-  ``corr(u_t, z_{t+1}) ≈ kappa`` (``signal_strength``); ``kappa = 0`` gives a martingale market;
+  ``u_t = (x_t + ... + x_{t-k+1}) / sqrt(k)`` is the k-bar momentum of the shocks; ``u`` and ``z``
+  have unit variance, so ``corr(u_t, z_{t+1}) = kappa`` exactly (``signal_strength``), and the
+  momentum of observed returns inherits it; ``kappa = 0`` gives a martingale market;
 * GARCH(1,1) volatility clustering ``var_t = w + alpha * (sigma_{t-1} z_{t-1})² + beta * var_{t-1}``,
   scaled by the regime's volatility multiplier;
 * log return ``r = mu_s - sigma²/2 + sigma * z + J`` with compound-Poisson jumps ``J`` (overnight gaps).
@@ -69,7 +70,7 @@ class SyntheticMarketConfig:
     calendar: str = "XNYS"
     """Session calendar of the market."""
     signal_strength: float = 0.05
-    """kappa: correlation of the k-bar momentum signal with the next standardised return (0 = none)."""
+    """kappa: correlation of the k-bar shock momentum with the next standardised return (0 = none)."""
     signal_lookback: int = 5
     """k: bars in the momentum signal."""
     t_dof: float = 4.0
@@ -158,8 +159,8 @@ def _simulate_cached(config: SyntheticMarketConfig, last_day: date) -> Simulated
         raise ConfigError(f"no {config.calendar} session between origin {config.origin} and {last_day}")
     # One independent stream per kind of draw: the i-th draw of a stream never depends on how many
     # days are simulated, so a longer simulation extends a shorter one exactly.
-    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(10)]
-    (r_regime, r_market, r_sector, r_idio, r_jump_n, r_jump_s, r_gap, r_ext, r_vol, r_init) = streams
+    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(11)]
+    (r_regime, r_market, r_sector, r_idio, r_jump_n, r_jump_s, r_gap, r_high, r_low, r_vol, r_init) = streams
 
     uniforms = r_regime.random(n_days)
     m = _student_t(r_market, config.t_dof, (n_days,))
@@ -169,7 +170,7 @@ def _simulate_cached(config: SyntheticMarketConfig, last_day: date) -> Simulated
     jump_size = r_jump_s.normal(config.jump_mean, config.jump_std, size=(n_days, n)) * np.sqrt(jump_count)
     jumps = np.where(jump_count > 0, jump_size + config.jump_mean * (jump_count - 1), 0.0)
     gap_noise = r_gap.standard_normal((n_days, n))
-    u_high, u_low = r_ext.random((n_days, n)), r_ext.random((n_days, n))
+    u_high, u_low = r_high.random((n_days, n)), r_low.random((n_days, n))
     vol_noise = r_vol.standard_normal((n_days, n))
     start_price = np.exp(r_init.uniform(np.log(20), np.log(300), size=n))
     base_volume = np.exp(r_init.uniform(np.log(2e5), np.log(2e7), size=n))
@@ -203,7 +204,7 @@ def _simulate_cached(config: SyntheticMarketConfig, last_day: date) -> Simulated
         z[t] = kappa * prev_u + np.sqrt(1 - kappa**2) * x[t]
         sigma[t] = np.sqrt(var) * vol_mult[t]
         prev_shock = np.sqrt(var) * z[t]
-        window = z[max(0, t - k + 1) : t + 1]
+        window = x[max(0, t - k + 1) : t + 1]
         prev_u = window.sum(axis=0) / np.sqrt(k)
         signal[t] = prev_u
 
