@@ -21,7 +21,7 @@ _CALENDAR_BOUNDS = ("1990-01-01", "2040-12-31")
 
 
 @lru_cache(maxsize=8)
-def _exchange_calendar(name: str):  # type: ignore[no-untyped-def]
+def _exchange_calendar(name: str):
     import exchange_calendars as xcals  # imported lazily: building a calendar takes a moment
 
     try:

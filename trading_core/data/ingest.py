@@ -29,6 +29,8 @@ import pandas as pd
 from trading_core.config import Settings
 from trading_core.data.lake import Lake, UpsertStats, content_hash
 from trading_core.data.providers import OHLCVProvider, build_provider
+from trading_core.data.providers.files import FileProvider
+from trading_core.data.providers.synthetic import SyntheticProvider
 from trading_core.data.request import IngestRequest
 from trading_core.data.schema import NUMERIC_COLUMNS
 from trading_core.data.validation import validate_bars
@@ -107,10 +109,9 @@ def run_id_for(*parts: str) -> str:
 
 def feed_name(request: IngestRequest, provider: OHLCVProvider) -> str:
     """The lake feed the request's bars belong to (see trading_core.data.lake)."""
-    if request.source == "synthetic":
-        config = provider.config
-        return "synthetic-" + hashlib.sha256(repr(config).encode()).hexdigest()[:10]
-    if request.source == "csv":
+    if isinstance(provider, SyntheticProvider):
+        return "synthetic-" + hashlib.sha256(repr(provider.config).encode()).hexdigest()[:10]
+    if isinstance(provider, FileProvider):
         return f"csv-{provider.layout.name}"
     return request.source
 

@@ -108,11 +108,11 @@ def request_from_params(params: Mapping[str, Any], run_date: date) -> IngestRequ
     lookback = int(values.pop("lookback_days", None) or 5)
     policy_fields = set(ValidationPolicy.model_fields)
     policy = {k: values.pop(k) for k in list(values) if k in policy_fields and values[k] is not None}
-    values = {k: v for k, v in values.items() if v is not None and k in IngestRequest.model_fields}
-    if values.get("source", "synthetic") != "csv":
-        values.setdefault("end", run_date)
-        values.setdefault("start", pd_date(values["end"]) - timedelta(days=lookback))
-    return IngestRequest(**values, policy=ValidationPolicy(**policy))
+    fields: dict[str, Any] = {k: v for k, v in values.items() if v is not None and k in IngestRequest.model_fields}
+    if fields.get("source", "synthetic") != "csv":
+        fields.setdefault("end", run_date)
+        fields.setdefault("start", pd_date(fields["end"]) - timedelta(days=lookback))
+    return IngestRequest.model_validate({**fields, "policy": ValidationPolicy.model_validate(policy)})
 
 
 def pd_date(value: date | str) -> date:

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select
 
 from trading_core.db.models import Dataset, IngestRun, QuarantinedRow, utcnow
 from trading_core.db.session import session_scope
@@ -65,7 +65,7 @@ def save_validation(url: str, run_id: str, quarantine: pd.DataFrame, report: dic
     with session_scope(url) as session:
         session.execute(delete(QuarantinedRow).where(QuarantinedRow.run_id == run_id))
         if records:
-            session.execute(QuarantinedRow.__table__.insert(), records)
+            session.execute(insert(QuarantinedRow), records)
         run = session.get(IngestRun, run_id)
         if run is None:
             raise LookupError(f"ingest run {run_id!r} was not started")

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -112,7 +113,7 @@ def read_header(path: Path) -> list[str]:
         return list(pq.read_schema(path).names)
     opener = gzip.open if path.name.endswith(".gz") else open
     try:
-        with opener(path, "rt", encoding="utf-8", newline="") as handle:  # type: ignore[operator]
+        with opener(path, "rt", encoding="utf-8", newline="") as handle:
             first = handle.readline()
     except (OSError, UnicodeDecodeError) as exc:
         raise ProviderError(f"{path}: cannot read header: {exc}") from exc
@@ -165,7 +166,8 @@ class FileProvider:
             unknown = set(columns) - {*OHLCV_COLUMNS, "symbol_prefix", "fixed_symbol"}
             if unknown:
                 raise ConfigError(f"column mapping has unknown field(s) {sorted(unknown)}")
-            resolved = replace(resolved, name="custom", **columns)
+            fields: dict[str, Any] = {"name": "custom", **columns}
+            resolved = replace(resolved, **fields)
         if calendar:
             resolved = replace(resolved, calendar=calendar)
         self.layout = resolved
