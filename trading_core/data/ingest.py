@@ -35,7 +35,7 @@ from trading_core.data.request import IngestRequest
 from trading_core.data.schema import NUMERIC_COLUMNS
 from trading_core.data.validation import validate_bars
 from trading_core.db import lineage, upgrade_database
-from trading_core.errors import ConfigError, DataQualityError, ProviderError
+from trading_core.errors import ConfigError, DataQualityError, DatasetIntegrityError, ProviderError
 
 log = logging.getLogger(__name__)
 _RUN_ID = re.compile(r"^[A-Za-z0-9_.:+\-]{1,64}$")
@@ -266,8 +266,6 @@ def ingest(request: IngestRequest, settings: Settings, run_id: str | None = None
 
 def load_dataset(version: str, settings: Settings, verify: bool = True) -> pd.DataFrame:
     """The bars of a recorded dataset version, read from the lake (and checked against its hash)."""
-    from trading_core.errors import DatasetIntegrityError
-
     record = lineage.get_dataset(settings.resolved_database_url, version)
     start, end = pd.Timestamp(record.start), pd.Timestamp(record.end)
     start = start.tz_localize("UTC") if start.tzinfo is None else start

@@ -111,9 +111,9 @@ def request_from_params(params: Mapping[str, Any], run_date: date) -> IngestRequ
     fields: dict[str, Any] = {k: v for k, v in values.items() if v is not None and k in IngestRequest.model_fields}
     if fields.get("source", "synthetic") != "csv":
         fields.setdefault("end", run_date)
-        fields.setdefault("start", pd_date(fields["end"]) - timedelta(days=lookback))
+        fields.setdefault("start", _as_date(fields["end"]) - timedelta(days=lookback))
     return IngestRequest.model_validate({**fields, "policy": ValidationPolicy.model_validate(policy)})
 
 
-def pd_date(value: date | str) -> date:
+def _as_date(value: date | str) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value))
