@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import delete, func, insert, select
 
-from trading_core.db.models import Dataset, IngestRun, QuarantinedRow, utcnow
+from trading_core.db.models import Dataset, FeatureSet, IngestRun, QuarantinedRow, utcnow
 from trading_core.db.session import session_scope
 from trading_core.errors import DatasetNotFound
 
@@ -167,3 +167,46 @@ def quarantined_rows(url: str, run_id: str, limit: int = 100) -> list[Quarantine
     with session_scope(url) as session:
         query = select(QuarantinedRow).where(QuarantinedRow.run_id == run_id).order_by(QuarantinedRow.id).limit(limit)
         return list(session.scalars(query))
+
+
+def record_feature_set(
+    url: str, *, version: str, dataset_version: str, path: str, manifest: dict[str, Any], summary: dict[str, Any]
+) -> bool:
+    """Insert the feature set unless that version exists; returns True when it was new."""
+    with session_scope(url) as session:
+        if session.get(FeatureSet, version) is not None:
+            return False
+        session.add(
+            FeatureSet(
+                version=version,
+                dataset_version=dataset_version,
+                path=path,
+                n_features=len(manifest["feature_names"]),
+                rows=int(summary["rows"]),
+                manifest=_jsonable(manifest),
+                summary=_jsonable(summary),
+            )
+        )
+        return True
+
+
+def get_feature_set(url: str, version: str) -> FeatureSet:
+    with session_scope(url) as session:
+        found = session.get(FeatureSet, version)
+        if found is None:
+            known = session.scalars(select(FeatureSet.version).order_by(FeatureSet.created_at.desc()).limit(5)).all()
+            raise DatasetNotFound(f"feature_set_version {version!r} is not recorded (latest: {list(known)})")
+        return found
+
+
+def latest_feature_set(url: str, dataset_version: str | None = None) -> FeatureSet | None:
+    with session_scope(url) as session:
+        query = select(FeatureSet).order_by(FeatureSet.created_at.desc())
+        if dataset_version:
+            query = query.where(FeatureSet.dataset_version == dataset_version)
+        return session.scalars(query.limit(1)).first()
+
+
+def list_feature_sets(url: str, limit: int = 20) -> list[FeatureSet]:
+    with session_scope(url) as session:
+        return list(session.scalars(select(FeatureSet).order_by(FeatureSet.created_at.desc()).limit(limit)))

@@ -78,3 +78,20 @@ class Dataset(Base):
     """source, request, quarantine counts, calendar: how the content came to be."""
     rows_quarantined: Mapped[int] = mapped_column(Integer, default=0)
     bad_share: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class FeatureSet(Base):
+    """One row per ``feature_set_version``: which dataset it was computed from, where it lives, and
+    what it holds (manifest, split sizes, class balance) so the registry can trace a model to it."""
+
+    __tablename__ = "feature_sets"
+
+    version: Mapped[str] = mapped_column(String(80), primary_key=True)
+    dataset_version: Mapped[str] = mapped_column(ForeignKey("datasets.version"), index=True)
+    path: Mapped[str] = mapped_column(Text)
+    n_features: Mapped[int] = mapped_column(Integer)
+    rows: Mapped[int] = mapped_column(Integer)
+    manifest: Mapped[dict[str, Any]] = mapped_column(JSON)
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON)
+    """Split boundaries and sizes, class balance per split."""
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
