@@ -9,3 +9,7 @@ from airflow.sdk import Asset
 
 OHLCV = Asset(name="ohlcv", uri="trading://lake/ohlcv", group="trading")
 """Validated OHLCV bars in the lake; extra: dataset_version, feed, interval, symbols, range."""
+
+FEATURES = Asset(name="features", uri="trading://features", group="trading")
+"""A feature set in the feature store; extra: feature_set_version, dataset_version, path, rows,
+n_features, samples (train/val/test counts), majority_rate_test (the baseline accuracy to beat)."""

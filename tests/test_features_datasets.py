@@ -246,3 +246,22 @@ def test_feature_groups_select_columns() -> None:
     ]
     summary = json.dumps(IndicatorConfig().model_dump())
     assert "turbulence_window" in summary
+
+
+def test_a_daily_increment_builds_on_the_lakes_history(settings: Settings) -> None:
+    """The scheduled ingest records a few days; features read the years before them from the lake."""
+    history = IngestRequest(source="synthetic", n_assets=3, start=date(2022, 1, 3), end=date(2023, 6, 23))
+    ingest(history, settings)
+    increment = ingest(
+        IngestRequest(source="synthetic", n_assets=3, start=date(2023, 6, 26), end=date(2023, 6, 30)), settings
+    )
+    assert increment.rows == 3 * 5
+    with pytest.raises(DataQualityError, match="warm-up|too few"):
+        build_feature_set(increment.dataset_version, TINY, settings, history="dataset")
+    result = build_feature_set(increment.dataset_version, TINY, settings)
+    assert result.dataset_version != increment.dataset_version
+    derived = lineage.get_dataset(settings.resolved_database_url, result.dataset_version)
+    assert derived.lineage["derived_from"] == increment.dataset_version
+    assert derived.start.date() == date(2022, 1, 3) and derived.row_count == result.rows
+    fs = feature_store(settings).open(result.feature_set_version)
+    assert str(fs.features(["ret_1"]).timestamp.max().date()) == "2023-06-30"

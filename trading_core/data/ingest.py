@@ -279,3 +279,38 @@ def load_dataset(version: str, settings: Settings, verify: bool = True) -> pd.Da
                 "a later ingest updated bars in its range; re-ingest to get a new version"
             )
     return frame
+
+
+def history_dataset(version: str, settings: Settings) -> str:
+    """The dataset of the lake's whole history of ``version``'s feed and symbols, up to its end.
+
+    A scheduled ingest records the few days it fetched; indicators and models need years. The
+    history slice is content-hashed and recorded like any ingest (lineage: ``derived_from``), so a
+    feature set built on it is exactly as reproducible. Returns ``version`` itself when the lake
+    holds nothing earlier.
+    """
+    url = settings.resolved_database_url
+    record = lineage.get_dataset(url, version)
+    end = pd.Timestamp(record.end)
+    end = end.tz_localize("UTC") if end.tzinfo is None else end
+    frame = Lake(settings.lake_dir).read(record.feed, record.interval, list(record.symbols), None, end)
+    derived = "ds-" + content_hash(frame, record.feed, record.interval)[:20]
+    if derived == version:
+        return version
+    start = pd.Timestamp(frame["timestamp"].min())
+    lineage.record_dataset(
+        url,
+        version=derived,
+        feed=record.feed,
+        interval=record.interval,
+        symbols=list(record.symbols),
+        start=start.to_pydatetime(),
+        end=end.to_pydatetime(),
+        row_count=len(frame),
+        run_id=record.first_run_id,
+        lineage={"derived_from": version, "selection": "lake history of the feed's symbols up to the dataset's end"},
+        rows_quarantined=0,
+        bad_share=0.0,
+    )
+    log.info("%s extended to the lake's history: %s (%d rows from %s)", version, derived, len(frame), start.date())
+    return derived

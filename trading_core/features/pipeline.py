@@ -17,13 +17,13 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from trading_core.config import Settings
-from trading_core.data.ingest import load_dataset
+from trading_core.data.ingest import history_dataset, load_dataset
 from trading_core.data.lake import Lake
 from trading_core.db import lineage
 from trading_core.errors import DataQualityError
@@ -116,11 +116,24 @@ def feature_store(settings: Settings) -> FeatureStore:
 
 
 def plan_feature_set(
-    dataset_version: str, config: FeatureSetConfig, settings: Settings, shard_size: int = 100
+    dataset_version: str,
+    config: FeatureSetConfig,
+    settings: Settings,
+    shard_size: int = 100,
+    history: Literal["full", "dataset"] = "full",
 ) -> FeaturePlan:
-    """Check the dataset (and that the lake still holds it), fix the version, split symbols into shards."""
+    """Check the dataset (and that the lake still holds it), fix the version, split symbols into shards.
+
+    ``history='full'`` (the default) reads the lake's whole history of the dataset's symbols up to
+    its end: a daily ingest announces a few new days, the features need the years before them (see
+    :func:`~trading_core.data.ingest.history_dataset`). ``'dataset'`` reads exactly the dataset.
+    """
     if shard_size < 1:
         raise ValueError("shard_size must be >= 1")
+    if history == "full":
+        dataset_version = history_dataset(dataset_version, settings)
+    elif history != "dataset":
+        raise ValueError(f"history must be 'full' or 'dataset', got {history!r}")
     record = lineage.get_dataset(settings.resolved_database_url, dataset_version)
     load_dataset(dataset_version, settings, verify=True)  # fail early if the lake moved on since the ingest
     symbols = sorted(record.symbols)
@@ -304,11 +317,15 @@ def _result_from_store(store: FeatureStore, version: str, seconds: float) -> Fea
 
 
 def build_feature_set(
-    dataset_version: str, config: FeatureSetConfig, settings: Settings, shard_size: int = 100
+    dataset_version: str,
+    config: FeatureSetConfig,
+    settings: Settings,
+    shard_size: int = 100,
+    history: Literal["full", "dataset"] = "full",
 ) -> FeatureSetResult:
     """The whole stage in one process: plan, every shard, merge (the DAG runs these as tasks)."""
     t0 = time.perf_counter()
-    plan = plan_feature_set(dataset_version, config, settings, shard_size)
+    plan = plan_feature_set(dataset_version, config, settings, shard_size, history)
     if feature_store(settings).exists(plan.feature_set_version):
         return merge_shards(plan, [], settings)
     paths = [compute_shard(plan, i, settings) for i in range(len(plan.shards))]
