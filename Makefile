@@ -37,6 +37,7 @@ ui: venv
 
 bench: venv
 	$(BIN)/python benchmarks/ingest_sp500.py
+	$(BIN)/python benchmarks/features.py
 
 # Re-resolve requirements.in into the exact lock requirements.txt (needs the package index).
 lock:

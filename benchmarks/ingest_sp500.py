@@ -58,13 +58,25 @@ def main() -> None:
             t3 = time.perf_counter()
             timings[attempt] = t3 - t0
             first_fetch_s = first_fetch_s or t1 - t0
-            emit(figure=f"ingest_{attempt}", fetch_s=round(t1 - t0, 3), validate_s=round(t2 - t1, 3),
-                 publish_s=round(t3 - t2, 3), total_s=round(t3 - t0, 3), rows_read=result.rows_read,
-                 rows_in_dataset=result.rows, upsert=result.upsert)
+            emit(
+                figure=f"ingest_{attempt}",
+                fetch_s=round(t1 - t0, 3),
+                validate_s=round(t2 - t1, 3),
+                publish_s=round(t3 - t2, 3),
+                total_s=round(t3 - t0, 3),
+                rows_read=result.rows_read,
+                rows_in_dataset=result.rows,
+                upsert=result.upsert,
+            )
         emit(figure="fetch_vs_peer_ratio", value=round(first_fetch_s / peer_s, 2))
         emit(figure="rows_per_second_first_ingest", value=round(result.rows_read / timings["first"]))
-        emit(figure="quarantine", rows_quarantined=result.rows_quarantined, by_rule=result.quarantined_by_rule,
-             flagged_by_rule=result.flagged_by_rule, dataset_version=result.dataset_version)
+        emit(
+            figure="quarantine",
+            rows_quarantined=result.rows_quarantined,
+            by_rule=result.quarantined_by_rule,
+            flagged_by_rule=result.flagged_by_rule,
+            dataset_version=result.dataset_version,
+        )
     emit(figure="peak_rss_mib", value=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
 
 

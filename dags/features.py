@@ -117,7 +117,7 @@ def features() -> None:
 
     @task
     def compute_shard(plan: dict[str, Any], shard: int) -> str:
-        """Per-symbol features and labels of one shard -> a Parquet file in the plan's work dir."""
+        """Per-symbol features and labels of one shard -> an Arrow file in the plan's work dir."""
         from trading_core.config import get_settings
         from trading_core.features.pipeline import FeaturePlan
         from trading_core.features.pipeline import compute_shard as compute

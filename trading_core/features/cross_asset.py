@@ -149,17 +149,17 @@ def turbulence(matrix: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]
     # Dates with the same eligible set share one computation (usually a handful of sets).
     keys = np.packbits(eligible, axis=1)
     _, group = np.unique(keys, axis=0, return_inverse=True)
-    for g in np.unique(group):
-        dates = np.flatnonzero(group == g)
-        cols = np.flatnonzero(eligible[dates[0]])
-        if len(cols) == 0:
-            continue
-        r = np.nan_to_num(matrix[:, cols])  # rows used by these dates are complete on these columns
-        compute = _turbulence_primal if len(cols) < window - 1 else _turbulence_dual
-        # Many small factorisations: BLAS threads only add synchronisation (10x slower when cores are busy).
-        with threadpool_limits(limits=1, user_api="blas"):
+    # Many small factorisations: BLAS threads only add synchronisation (10x slower when cores are busy).
+    with threadpool_limits(limits=1, user_api="blas"):
+        for g in np.unique(group):
+            dates = np.flatnonzero(group == g)
+            cols = np.flatnonzero(eligible[dates[0]])
+            if len(cols) == 0:
+                continue
+            r = np.nan_to_num(matrix[:, cols])  # rows used by these dates are complete on these columns
+            compute = _turbulence_primal if len(cols) < window - 1 else _turbulence_dual
             values[dates] = compute(r, dates, window)
-        used[dates] = len(cols)
+            used[dates] = len(cols)
     return values, used
 
 

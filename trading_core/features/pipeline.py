@@ -45,15 +45,22 @@ _LOG_RET = "_log_ret"
 
 
 def _frame(panel: Panel, columns: dict[str, np.ndarray], names: list[str]) -> pd.DataFrame:
+    """One float64 block (rows x features, +-inf -> NaN) with timestamp and symbol in front.
+
+    ``columns`` is emptied as it is copied, so at most one extra column is alive at a time.
+    """
     missing = [n for n in names if n not in columns]
     extra = [n for n in columns if n not in names]
     if missing or extra:  # the catalogue and the code must agree, or the manifest would lie
         raise AssertionError(f"feature code and catalogue disagree: missing {missing}, unexpected {extra}")
-    data: dict[str, Any] = {"timestamp": pd.DatetimeIndex(panel.timestamp).tz_localize("UTC"), "symbol": panel.symbol}
-    for name in names:
-        values = columns[name]
-        data[name] = np.where(np.isfinite(values), values, np.nan)
-    return pd.DataFrame(data)
+    block = np.empty((len(panel), len(names)))
+    for j, name in enumerate(names):
+        block[:, j] = columns.pop(name)
+    block[~np.isfinite(block)] = np.nan
+    frame = pd.DataFrame(block, columns=names, copy=False)
+    frame.insert(0, "symbol", panel.symbol)
+    frame.insert(0, "timestamp", pd.DatetimeIndex(panel.timestamp).tz_localize("UTC"))
+    return frame
 
 
 def compute_features(bars: pd.DataFrame, config: IndicatorConfig | None = None) -> pd.DataFrame:
