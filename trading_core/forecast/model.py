@@ -237,5 +237,5 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, max_iter: int = 
         return loss
 
     opt.step(closure)
-    value = float(log_t.exp())
+    value = float(log_t.detach().exp())
     return value if math.isfinite(value) else 1.0
