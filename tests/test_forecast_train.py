@@ -19,8 +19,14 @@ import torch
 from trading_core.config import Settings, get_settings
 from trading_core.data.ingest import ingest
 from trading_core.data.request import IngestRequest
-from trading_core.features import DatasetConfig, FeatureSetConfig, IndicatorConfig, LabelConfig, build_feature_set
-from trading_core.features import feature_store
+from trading_core.features import (
+    DatasetConfig,
+    FeatureSetConfig,
+    IndicatorConfig,
+    LabelConfig,
+    build_feature_set,
+    feature_store,
+)
 from trading_core.features.store import FeatureSet
 from trading_core.forecast.metrics import evaluation_report, persistence_baseline
 from trading_core.forecast.model import ForecasterConfig
