@@ -7,6 +7,7 @@ trading quarantine RUN_ID        # rejected rows of one ingest run, with rule an
 trading features build --horizon 5 --threshold-k 0.5 --seq-len 30   # latest dataset -> feature set
 trading features list            # recorded feature sets: samples per split, test majority rate
 trading features show fs-...     # feature names by group, splits, class balance per split
+trading train-forecaster --epochs 10 --ensemble-size 3   # latest feature set -> MLflow run + pyfunc model
 trading db upgrade               # apply migrations to the app DB
 trading demo                     # the ingest and features DAGs end to end on the embedded default
 trading ui                       # Airflow + MLflow UIs on the local stores
@@ -178,6 +179,43 @@ def _features_show(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+FORECASTER_MODEL_FLAGS = ("ensemble_size", "lstm_units", "cnn_filters")
+FORECASTER_TRAIN_FLAGS = ("epochs", "batch_size", "lr", "loss", "max_train_samples", "device", "seed")
+"""Flags of ``trading train-forecaster``: overrides of ForecasterConfig / TrainConfig fields of the same names."""
+
+
+def _train_forecaster(args: argparse.Namespace, settings: Settings) -> int:
+    from trading_core.db import lineage, upgrade_database
+    from trading_core.forecast.pipeline import train_forecaster
+
+    version = args.feature_set_version
+    if version is None:
+        upgrade_database(settings.resolved_database_url)
+        latest = lineage.latest_feature_set(settings.resolved_database_url)
+        if latest is None:
+            raise TradingError("no feature set recorded to train on: run `trading features build` first")
+        version = latest.version
+    model = {k: getattr(args, k) for k in FORECASTER_MODEL_FLAGS if getattr(args, k) is not None}
+    if "cnn_filters" in model:
+        model["cnn_filters"] = [c.strip() for c in model["cnn_filters"].split(",") if c.strip()]  # validated as ints
+    train = {k: getattr(args, k) for k in FORECASTER_TRAIN_FLAGS if getattr(args, k) is not None}
+    result = train_forecaster(version, settings, model=model, train=train, experiment=args.experiment)
+    print(json.dumps(result.as_reference(), indent=2))
+    _print_baseline_table(result.metrics)
+    return 0
+
+
+def _print_baseline_table(metrics: dict[str, float]) -> None:
+    """Model vs majority class vs persistence on the test split, and the p-value against the majority rate."""
+    columns = {"accuracy": "accuracy", "balanced_accuracy": "balanced acc", "macro_f1": "macro-F1"}
+    columns |= {"log_loss": "log-loss", "ece": "ECE"}
+    print(f"\ntest split: {int(metrics['test_n'])} samples, majority class rate {_pct(metrics['test_majority_rate'])}")
+    print(f"{'':<12}" + "".join(f"{title:>13}" for title in columns.values()))
+    for row, prefix in (("model", "test_"), ("majority", "test_majority_"), ("persistence", "test_persistence_")):
+        print(f"{row:<12}" + "".join(f"{metrics[prefix + c]:>13.4f}" for c in columns))
+    print(f"p-value (model accuracy > majority rate, one-sided binomial): {metrics['p_value_vs_majority']:.4g}")
+
+
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from trading_core.db import lineage
     from trading_core.embedded import run_dag_test
@@ -316,6 +354,21 @@ def build_parser() -> argparse.ArgumentParser:
     b = actions.add_parser("show", help="one feature set: features by group, splits, class balance")
     b.add_argument("version")
     b.set_defaults(func=_features_show)
+
+    p = sub.add_parser("train-forecaster", help="feature set -> trained forecaster ensemble in MLflow (pyfunc)")
+    p.add_argument("--feature-set-version", dest="feature_set_version", help="default: the latest recorded feature set")
+    p.add_argument("--epochs", type=int, help="max epochs per member (20)")
+    p.add_argument("--ensemble-size", dest="ensemble_size", type=int, help="members K (5)")
+    p.add_argument("--lstm-units", dest="lstm_units", type=int, help="LSTM hidden size (48)")
+    p.add_argument("--cnn-filters", dest="cnn_filters", help="comma-separated Conv1d channels, e.g. 32,32 (32,32)")
+    p.add_argument("--batch-size", dest="batch_size", type=int, help="(256)")
+    p.add_argument("--lr", type=float, help="AdamW learning rate (0.002)")
+    p.add_argument("--loss", choices=["weighted_ce", "focal"], help="class-imbalance loss (weighted_ce)")
+    p.add_argument("--max-train-samples", dest="max_train_samples", type=int, help="cap per epoch (all)")
+    p.add_argument("--device", help="auto (CUDA when present), cpu, cuda, cuda:1 (auto)")
+    p.add_argument("--seed", type=int, help="(TRADING_SEED, 42)")
+    p.add_argument("--experiment", default="forecaster", help="MLflow experiment (forecaster)")
+    p.set_defaults(func=_train_forecaster)
 
     sub.add_parser("demo", help="run the ingest and features DAGs end to end on the embedded default").set_defaults(
         func=_demo

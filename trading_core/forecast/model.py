@@ -46,6 +46,16 @@ class ForecasterConfig:
     return_head: bool = True
     """Auxiliary forward-return regression head."""
 
+    def __post_init__(self) -> None:
+        for name in ("input_dim", "seq_len", "output_size", "kernel_size", "lstm_units", "lstm_layers",
+                     "attention_heads", "ensemble_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"ForecasterConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if any(c < 1 for c in self.cnn_filters):
+            raise ValueError(f"ForecasterConfig.cnn_filters must be positive, got {self.cnn_filters}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"ForecasterConfig.dropout must be in [0, 1), got {self.dropout}")
+
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -62,7 +72,7 @@ class ConvBlock(nn.Module):
 
     def __init__(self, c_in: int, c_out: int, kernel_size: int, dropout: float) -> None:
         super().__init__()
-        self.conv = nn.Conv1d(c_in, c_out, kernel_size, padding=kernel_size // 2)
+        self.conv = nn.Conv1d(c_in, c_out, kernel_size, padding="same")
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, T)

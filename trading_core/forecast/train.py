@@ -65,6 +65,15 @@ class TrainConfig:
     """'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:1', ..."""
     seed: int = 42
 
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "patience"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if not (self.lr > 0 and self.weight_decay >= 0 and self.grad_clip > 0 and self.return_loss_weight >= 0):
+            raise ValueError("TrainConfig: lr and grad_clip must be > 0, weight_decay and return_loss_weight >= 0")
+        if self.loss not in ("weighted_ce", "focal"):
+            raise ValueError(f"TrainConfig.loss must be 'weighted_ce' or 'focal', got {self.loss!r}")
+
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -215,9 +224,7 @@ def train_ensemble(
     the same configuration stopped), then fit the temperature on the validation split."""
     t0 = time.perf_counter()
     device = resolve_device(train_cfg.device)
-    amp = device.type == "cuda"  # bf16 autocast on GPU; full precision (and determinism) on CPU
-    if device.type == "cpu":
-        torch.use_deterministic_algorithms(True, warn_only=True)
+    amp = device.type == "cuda"  # bf16 autocast on GPU; full precision on CPU, where every kernel is deterministic
     train, val = fs.split("train"), fs.split("val")
     if len(train) == 0 or len(val) == 0:
         raise ValueError(f"feature set {fs.version} has an empty train or validation split")
