@@ -13,3 +13,7 @@ OHLCV = Asset(name="ohlcv", uri="trading://lake/ohlcv", group="trading")
 FEATURES = Asset(name="features", uri="trading://features", group="trading")
 """A feature set in the feature store; extra: feature_set_version, dataset_version, path, rows,
 n_features, samples (train/val/test counts), majority_rate_test (the baseline accuracy to beat)."""
+
+FORECASTER = Asset(name="forecaster", uri="trading://models/forecaster", group="trading")
+"""A trained forecaster ensemble in MLflow; extra: the run reference (run_id, model_uri,
+feature_set_version, dataset_version, metrics, params, seconds, device) and the HPO study, if any."""

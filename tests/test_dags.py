@@ -38,7 +38,7 @@ def dagbag(airflow_db: Path):  # type: ignore[no-untyped-def]
 
 def test_dagbag_has_no_import_errors(dagbag) -> None:  # type: ignore[no-untyped-def]
     assert dagbag.import_errors == {}
-    assert {"market_data", "features"} <= set(dagbag.dags)
+    assert {"market_data", "features", "training"} <= set(dagbag.dags)
 
 
 def test_every_dag_is_documented_owned_tagged_and_retried(dagbag) -> None:  # type: ignore[no-untyped-def]

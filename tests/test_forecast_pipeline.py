@@ -258,3 +258,13 @@ def test_cli_errors_exit_2(settings: Settings, capsys: pytest.CaptureFixture[str
     assert "not in the store" in capsys.readouterr().err
     assert main(["train-forecaster", "--feature-set-version", "../etc"]) == 2
     assert "is not a feature set version" in capsys.readouterr().err
+
+
+def test_cli_hpo_workers_share_one_study(stage: Stage, capsys: pytest.CaptureFixture[str]) -> None:
+    common = ["hpo-forecaster", "--study", "cli-shared", "--trials", "1", "--epochs", "1", "--max-train-samples", "256"]
+    assert main([*common, "--worker", "0"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert main([*common, "--worker", "1"]) == 0
+    second = json.loads(capsys.readouterr().out)
+    assert second["study_name"] == first["study_name"] == "cli-shared"
+    assert set(second["overrides"]) == {"model", "train"} and second["mlflow_run_id"]

@@ -8,6 +8,7 @@ trading features build --horizon 5 --threshold-k 0.5 --seq-len 30   # latest dat
 trading features list            # recorded feature sets: samples per split, test majority rate
 trading features show fs-...     # feature names by group, splits, class balance per split
 trading train-forecaster --epochs 10 --ensemble-size 3   # latest feature set -> MLflow run + pyfunc model
+trading hpo-forecaster --trials 8 --epochs 3             # Optuna search; --study/--worker to share one
 trading db upgrade               # apply migrations to the app DB
 trading demo                     # the ingest and features DAGs end to end on the embedded default
 trading ui                       # Airflow + MLflow UIs on the local stores
@@ -205,6 +206,35 @@ def _train_forecaster(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _hpo_forecaster(args: argparse.Namespace, settings: Settings) -> int:
+    """One HPO worker on a study (created or resumed); run several with the same --study and distinct
+    --worker to search in parallel. Logs the study to MLflow and prints the best overrides."""
+    import uuid
+
+    from trading_core.forecast import hpo
+    from trading_core.forecast.resolve import resolve_feature_set_version
+
+    version = resolve_feature_set_version(args.feature_set_version, [], settings)
+    study = args.study or hpo.study_name_for(version, f"cli:{uuid.uuid4().hex}")
+    hpo.create_study(study, settings, feature_set_version=version, seed=args.seed)
+    summary = hpo.run_hpo_worker(
+        study,
+        version,
+        settings,
+        args.trials,
+        worker=args.worker,
+        epochs=args.epochs,
+        seed=args.seed,
+        max_train_samples=args.max_train_samples,
+        device=args.device,
+    )
+    summary["mlflow_run_id"] = hpo.log_study(study, settings)
+    if summary["best_params"] is not None:
+        summary["overrides"] = hpo.best_params(study, settings)
+    print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
 def _print_baseline_table(metrics: dict[str, float]) -> None:
     """Model vs majority class vs persistence on the test split, and the p-value against the majority rate."""
     columns = {"accuracy": "accuracy", "balanced_accuracy": "balanced acc", "macro_f1": "macro-F1"}
@@ -369,6 +399,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="(TRADING_SEED, 42)")
     p.add_argument("--experiment", default="forecaster", help="MLflow experiment (forecaster)")
     p.set_defaults(func=_train_forecaster)
+    p = sub.add_parser("hpo-forecaster", help="Optuna search of the forecaster (one worker of a shared study)")
+    p.add_argument("--feature-set-version", dest="feature_set_version", help="default: the latest recorded feature set")
+    p.add_argument("--study", help="study to create or resume (default: a new one); share it between workers")
+    p.add_argument("--worker", type=int, default=0, help="worker index: seeds its sampler; distinct per process (0)")
+    p.add_argument("--trials", type=int, default=8, help="trials of this worker (8)")
+    p.add_argument("--epochs", type=int, default=3, help="epochs per trial (3)")
+    p.add_argument("--max-train-samples", dest="max_train_samples", type=int, help="cap per epoch (all)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1 (auto)")
+    p.add_argument("--seed", type=int, default=42, help="(42)")
+    p.set_defaults(func=_hpo_forecaster)
 
     sub.add_parser("demo", help="run the ingest and features DAGs end to end on the embedded default").set_defaults(
         func=_demo

@@ -43,6 +43,7 @@ def airflow_env(settings: Settings, api_port: int = 8080) -> dict[str, str]:
             "AIRFLOW__API__PORT": str(api_port),
             # Tasks must see the same platform home as the process that started Airflow.
             "TRADING_HOME": str(settings.home),
+            "MLFLOW_DISABLE_TELEMETRY": env.get("MLFLOW_DISABLE_TELEMETRY", "true"),
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
         }
     )
@@ -51,12 +52,36 @@ def airflow_env(settings: Settings, api_port: int = 8080) -> dict[str, str]:
     return env
 
 
+GPU_POOL = "gpu"
+"""Airflow pool of the tasks that train models (HPO workers, the forecaster): one slot per GPU."""
+GPU_POOL_SLOTS = 1
+
+
 def migrate_airflow(settings: Settings) -> None:
-    """Create or upgrade the embedded Airflow metadata DB (idempotent)."""
+    """Create or upgrade the embedded Airflow metadata DB and its pools (idempotent)."""
     settings.resolved_airflow_home.mkdir(parents=True, exist_ok=True)
+    env = airflow_env(settings)
+    subprocess.run([_bin("airflow"), "db", "migrate"], env=env, check=True, capture_output=True, text=True)
+    ensure_pool(env, GPU_POOL, GPU_POOL_SLOTS, "Model training (HPO workers, forecaster): one slot per GPU")
+
+
+def ensure_pool(env: dict[str, str], name: str, slots: int, description: str) -> bool:
+    """Create the Airflow pool when it is missing; an existing one keeps the slots an operator gave it.
+
+    The scheduler never queues a task whose pool does not exist (``airflow dags test`` and
+    ``dag.test()`` ignore pools). Returns True when the pool was created."""
+    exists = subprocess.run([_bin("airflow"), "pools", "get", name], env=env, capture_output=True, text=True)
+    if exists.returncode == 0:
+        return False
     subprocess.run(
-        [_bin("airflow"), "db", "migrate"], env=airflow_env(settings), check=True, capture_output=True, text=True
+        [_bin("airflow"), "pools", "set", name, str(slots), description],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
     )
+    log.info("created the Airflow pool %s with %d slot(s)", name, slots)
+    return True
 
 
 def run_dag_test(settings: Settings, dag_id: str, conf: dict[str, Any]) -> subprocess.CompletedProcess[str]:

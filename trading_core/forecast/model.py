@@ -47,8 +47,16 @@ class ForecasterConfig:
     """Auxiliary forward-return regression head."""
 
     def __post_init__(self) -> None:
-        for name in ("input_dim", "seq_len", "output_size", "kernel_size", "lstm_units", "lstm_layers",
-                     "attention_heads", "ensemble_size"):
+        for name in (
+            "input_dim",
+            "seq_len",
+            "output_size",
+            "kernel_size",
+            "lstm_units",
+            "lstm_layers",
+            "attention_heads",
+            "ensemble_size",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"ForecasterConfig.{name} must be >= 1, got {getattr(self, name)}")
         if any(c < 1 for c in self.cnn_filters):

@@ -41,16 +41,21 @@ def use_tracking_store(settings: Settings) -> str:
 
 
 def ensure_experiment(name: str, settings: Settings) -> str:
-    """The id of experiment ``name``, created with its artifacts under the configured artifact root
-    (``<root>/<name>``) when it does not exist yet. Safe when two tasks race to create it."""
+    """The id of experiment ``name``, created when it does not exist yet: with a local store its
+    artifacts go under the configured artifact root (``<root>/<name>``), with a tracking server
+    wherever the server sends them. Safe when two tasks race to create it."""
     client = MlflowClient(settings.resolved_mlflow_tracking_uri)
     existing = client.get_experiment_by_name(name)
     if existing is not None:
         if existing.lifecycle_stage == "deleted":
             raise MlflowException(f"MLflow experiment {name!r} is deleted; restore it or choose another name")
         return str(existing.experiment_id)
-    folder = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "experiment"
-    location = (settings.resolved_mlflow_artifact_root / folder).as_uri()
+    location = None
+    if not settings.resolved_mlflow_tracking_uri.startswith(("http://", "https://", "databricks")):
+        # A local store (SQLite, files) writes artifacts under our artifact root; a tracking server
+        # keeps its own default (e.g. S3 via --artifacts-destination), so every worker sees them.
+        folder = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "experiment"
+        location = (settings.resolved_mlflow_artifact_root / folder).as_uri()
     try:
         return str(client.create_experiment(name, artifact_location=location))
     except MlflowException:

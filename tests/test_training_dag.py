@@ -1,0 +1,225 @@
+"""The training DAG: scheduled on the features asset, HPO mapped over workers in pool ``gpu``, the
+final training in pool ``gpu`` with retries and a timeout; a real dag.test() run on a tiny feature
+set with two HPO workers, and one with the search skipped (hpo_workers = 0).
+
+dag.test() ignores pools (it runs every task itself), so these runs pass whether or not the pool
+exists; the scheduler does not: a task in a missing pool is never queued. The setup creates it
+(trading_core.embedded.migrate_airflow, docker-compose's airflow-init)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from trading_core.config import Settings
+from trading_core.data.ingest import ingest
+from trading_core.data.request import IngestRequest
+from trading_core.features import DatasetConfig, FeatureSetConfig, IndicatorConfig, LabelConfig, build_feature_set
+from trading_core.forecast.model import ForecasterConfig
+from trading_core.forecast.resolve import TrainingPlan
+from trading_core.forecast.train import TrainConfig
+
+DAGS = Path(__file__).resolve().parents[1] / "dags"
+TINY = FeatureSetConfig(
+    indicators=IndicatorConfig(
+        vol_regime_window=40, corr_window=20, turbulence_window=30, sma_periods=(10, 30), return_horizons=(1, 5, 21)
+    ),
+    labels=LabelConfig(horizon=3, threshold_k=0.5),
+    dataset=DatasetConfig(seq_len=8, embargo=2),
+)
+TINY_RUN = {
+    "hpo_workers": 2,
+    "hpo_trials_per_worker": 1,
+    "hpo_epochs": 1,
+    "epochs": 1,
+    "ensemble_size": 2,
+    "max_train_samples": 256,
+    "device": "cpu",
+}
+
+pytestmark = pytest.mark.airflow
+
+
+@pytest.fixture(scope="module")
+def dagbag(airflow_db: Path):  # type: ignore[no-untyped-def]
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(str(DAGS))
+
+
+def _feature_set(settings: Settings) -> str:
+    request = IngestRequest(source="synthetic", n_assets=3, start="2022-01-03", end="2023-12-29")
+    return build_feature_set(ingest(request, settings).dataset_version, TINY, settings).feature_set_version
+
+
+def test_dag_is_scheduled_on_features_and_trains_in_the_gpu_pool(dagbag) -> None:  # type: ignore[no-untyped-def]
+    from trading_assets import FEATURES, FORECASTER
+
+    dag = dagbag.get_dag("training")
+    assert dagbag.import_errors == {} and dag is not None
+    assert list(dag.timetable.asset_condition.objects) == [FEATURES]
+    hpo, select, train = dag.get_task("hpo_worker"), dag.get_task("select_params"), dag.get_task("train_forecaster")
+    assert hpo.is_mapped and hpo.pool == "gpu" and train.pool == "gpu"
+    assert dag.get_task("resolve").pool == select.pool == "default_pool"
+    for task in (hpo, train):
+        assert task.retries >= 2 and task.execution_timeout == timedelta(hours=2)
+    assert select.trigger_rule == "none_failed"  # runs when the mapped search was skipped (0 workers)
+    assert select.upstream_task_ids == {"resolve", "hpo_worker"}
+    assert train.upstream_task_ids == {"resolve", "select_params"} and train.outlets == [FORECASTER]
+
+
+def test_param_defaults_are_the_library_defaults(dagbag) -> None:  # type: ignore[no-untyped-def]
+    params = dagbag.get_dag("training").params
+    plan = TrainingPlan(feature_set_version="fs-0", study_name=None)
+    for key in ("hpo_workers", "hpo_trials_per_worker", "hpo_epochs", "epochs", "ensemble_size", "device", "seed"):
+        assert params[key] == getattr(plan, key), key
+    assert params["epochs"] == TrainConfig().epochs and params["ensemble_size"] == ForecasterConfig(1).ensemble_size
+    assert params["feature_set_version"] is None and params["max_train_samples"] is None
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("feature_set_version", "../etc"), ("hpo_workers", -1), ("device", "tpu"), ("epochs", 0)]
+)
+def test_params_reject_bad_values_before_anything_runs(dagbag, key: str, value: object) -> None:  # type: ignore[no-untyped-def]
+    from airflow.sdk.definitions.param import ParamsDict
+
+    params = ParamsDict(dagbag.get_dag("training").params)
+    with pytest.raises(Exception, match=key):
+        params.update({key: value})
+        params.validate()
+
+
+def test_the_setup_creates_a_missing_pool_and_keeps_an_existing_one(airflow_db: Path) -> None:
+    """migrate_airflow (embedded) and airflow-init (compose) create pool gpu this way."""
+    import os
+
+    from airflow.models.pool import Pool
+
+    from trading_core.embedded import ensure_pool
+
+    env = os.environ.copy()  # the test AIRFLOW_HOME
+    assert ensure_pool(env, "gpu-setup-test", 1, "training") is True
+    assert Pool.get_pool("gpu-setup-test").slots == 1
+    Pool.create_or_update_pool("gpu-setup-test", 3, "an operator gave it 3 GPUs", False)
+    assert ensure_pool(env, "gpu-setup-test", 1, "training") is False
+    assert Pool.get_pool("gpu-setup-test").slots == 3
+
+
+def test_resolve_task_reads_the_newest_triggering_features_event(dagbag, settings: Settings) -> None:  # type: ignore[no-untyped-def]
+    """An asset-triggered run: the newest features event's set wins; the study exists only with workers."""
+    from datetime import UTC, datetime
+
+    from airflow.sdk.api.datamodels._generated import AssetReferenceAssetEventDagRun
+    from airflow.sdk.execution_time.comms import AssetEventDagRunReferenceResult
+    from airflow.sdk.execution_time.context import TriggeringAssetEventsAccessor
+    from trading_assets import FEATURES
+
+    from trading_core.forecast import hpo
+
+    def event(version: str, day: int) -> AssetEventDagRunReferenceResult:
+        return AssetEventDagRunReferenceResult(
+            asset=AssetReferenceAssetEventDagRun(name=FEATURES.name, uri=FEATURES.uri, extra={}),
+            extra={"feature_set_version": version},
+            source_task_id="merge",
+            source_dag_id="features",
+            source_run_id=f"asset_triggered__{day}",
+            source_map_index=-1,
+            source_aliases=[],
+            timestamp=datetime(2026, 1, day, tzinfo=UTC),
+        )
+
+    class TaskInstanceStub:
+        pushed: dict[str, dict[str, object]] = {}
+
+        def xcom_push(self, key: str, value: dict[str, object]) -> None:
+            self.pushed[key] = value
+
+    version = _feature_set(settings)
+    dag = dagbag.get_dag("training")
+    resolve = dag.get_task("resolve").python_callable
+    events = TriggeringAssetEventsAccessor.build([event(version, 2), event("fs-0ld", 1)])  # not in time order
+    ti = TaskInstanceStub()
+    context = {"triggering_asset_events": events, "ti": ti, "dag": dag, "run_id": "asset_triggered__x"}
+    assert resolve(params={**dag.params, "hpo_workers": 3}, **context) == [0, 1, 2]
+    assert ti.pushed["plan"]["feature_set_version"] == version
+    assert ti.pushed["plan"]["study_name"] == hpo.study_name_for(version, "training:asset_triggered__x")
+    with hpo.open_storage(settings) as storage:
+        assert storage.get_study_id_from_name(str(ti.pushed["plan"]["study_name"])) is not None
+    assert resolve(params={**dag.params, "hpo_workers": 0}, **context) == []
+    assert ti.pushed["plan"]["study_name"] is None
+
+
+def _latest_event(asset: str):  # type: ignore[no-untyped-def]
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        event = session.scalars(
+            select(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetModel.name == asset)
+            .order_by(AssetEvent.id.desc())
+        ).first()
+        assert event is not None, asset
+        return event
+
+
+def _task_states(run_id: str) -> list[tuple[str, int, str]]:
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        tis = session.scalars(
+            select(TaskInstance).where(TaskInstance.dag_id == "training", TaskInstance.run_id == run_id)
+        ).all()
+        return sorted((ti.task_id, ti.map_index, str(ti.state)) for ti in tis)
+
+
+def test_training_dag_searches_trains_and_announces_the_forecaster(dagbag, settings: Settings) -> None:  # type: ignore[no-untyped-def]
+    from mlflow.tracking import MlflowClient
+
+    from trading_core.forecast import hpo
+
+    version = _feature_set(settings)
+    run = dagbag.get_dag("training").test(run_conf={"feature_set_version": version, **TINY_RUN})
+    assert run.state == "success"
+    assert _task_states(run.run_id) == [
+        ("hpo_worker", 0, "success"),
+        ("hpo_worker", 1, "success"),
+        ("resolve", -1, "success"),
+        ("select_params", -1, "success"),
+        ("train_forecaster", -1, "success"),
+    ]
+    extra = _latest_event("forecaster").extra
+    assert extra["feature_set_version"] == version and extra["run_id"] and extra["model_uri"]
+    study = extra["hpo_study"]
+    assert study == hpo.study_name_for(version, f"training:{run.run_id}")
+    with hpo.open_storage(settings) as storage:
+        trials = hpo.optuna.load_study(study_name=study, storage=storage).get_trials()
+    assert sorted(t.user_attrs["worker"] for t in trials) == [0, 1]  # two workers, one trial each
+
+    client = MlflowClient(settings.resolved_mlflow_tracking_uri)
+    forecaster = client.get_run(extra["run_id"])
+    assert forecaster.data.tags["hpo_study"] == study
+    assert forecaster.data.params["model.ensemble_size"] == "2" and forecaster.data.params["train.epochs"] == "1"
+    best = hpo.best_params(study, settings)
+    assert forecaster.data.params["train.lr"] == str(best["train"]["lr"])
+    assert client.get_run(forecaster.data.tags["hpo_run_id"]).data.tags["study_name"] == study
+
+
+def test_training_dag_without_search_trains_with_the_defaults(dagbag, settings: Settings) -> None:  # type: ignore[no-untyped-def]
+    version = _feature_set(settings)
+    run = dagbag.get_dag("training").test(run_conf={**TINY_RUN, "hpo_workers": 0, "ensemble_size": 1})
+    assert run.state == "success"
+    assert _task_states(run.run_id) == [
+        ("hpo_worker", -1, "skipped"),
+        ("resolve", -1, "success"),
+        ("select_params", -1, "success"),
+        ("train_forecaster", -1, "success"),
+    ]
+    extra = _latest_event("forecaster").extra
+    assert extra["feature_set_version"] == version and extra["hpo_study"] is None
