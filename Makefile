@@ -38,6 +38,7 @@ ui: venv
 bench: venv
 	$(BIN)/python benchmarks/ingest_sp500.py
 	$(BIN)/python benchmarks/features.py
+	$(BIN)/python benchmarks/forecaster.py
 
 # Re-resolve requirements.in into the exact lock requirements.txt (needs the package index).
 lock:

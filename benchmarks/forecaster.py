@@ -128,8 +128,10 @@ def main() -> None:
             f"{ours.lstm_units} LSTM units), {lat['mflops_per_window']:.1f} MFLOP/window"
         )
         print(
-            f"[{name}]   inference one window p50 {lat['p50_single_ms']:.2f} ms, p99 {lat['p99_single_ms']:.2f} ms "
-            f"(target < 5); batch of 500 {lat['batch500_ms']:.1f} ms (target < 50)"
+            f"[{name}]   inference one window (1 thread) p50 {lat['p50_single_ms']:.2f} ms, p99 "
+            f"{lat['p99_single_ms']:.2f} ms (target < 5; with {lat['threads']} threads p99 "
+            f"{lat['p99_single_all_threads_ms']:.2f} ms); batch of 500 ({lat['threads']} threads) "
+            f"{lat['batch500_ms']:.1f} ms (target < 50)"
         )
         print(
             f"[{name}]   training {train['train_samples_per_s']:,.0f} samples/s (median over "
