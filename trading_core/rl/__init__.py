@@ -1,0 +1,1 @@
+"""The RL decision engine: the trading environment (single and vectorised), agents, training."""
