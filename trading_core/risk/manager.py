@@ -90,6 +90,9 @@ class BatchDecision(NamedTuple):
     """(E,) VaR of the adjusted weights (0 when halted)."""
     drawdown: np.ndarray
     """(E,) drawdown 1 - equity / peak (>= 0) at this step, before any re-arm."""
+    var_requested: np.ndarray
+    """(E,) VaR of the weights within the position and gross limits, before the VaR scaling (0 when halted):
+    how much risk was asked for (the RL reward penalises asking beyond the limit)."""
 
 
 @dataclass
@@ -222,7 +225,8 @@ class RiskManager:
         rearm = halted & (left == 0)
         self._peak[rows] = np.where(rearm, eq, peak)
         self._cooldown[rows] = left
-        return BatchDecision(limited.weights, decision, reasons, limited.var, drawdown), limited
+        requested = limited.var_before * armed
+        return BatchDecision(limited.weights, decision, reasons, limited.var, drawdown, requested), limited
 
     # -- one portfolio (inference) -----------------------------------------------------------------
 

@@ -21,8 +21,9 @@ class RewardWeights(BaseModel):
       daily volatility at the decision (a risk-adjusted return, comparable across regimes);
     * alignment: sum_i w_i * (p_buy_i - p_sell_i) * confidence_i, the executed weights' agreement
       with the forecaster (0 when the forecast block is absent);
-    * var_excess: max(0, VaR(proposed weights) / limit - 1), how far the agent asked beyond the VaR limit
-      (the risk manager enforces the limit; this teaches the agent not to ask);
+    * var_excess: max(0, VaR(requested weights) / limit - 1), how far the agent asked beyond the VaR
+      limit (requested = within the position and gross limits, before the risk manager's VaR scaling;
+      the manager enforces the limit, this teaches the agent not to ask);
     * drawdown: current drawdown from the episode's peak equity (>= 0);
     * impact: square-root market-impact cost of the bar's trades, as a fraction of equity.
     """

@@ -190,10 +190,7 @@ class PortfolioEngine:
         proposed = a * lim.max_position
         decision = self.risk.validate_batch(proposed, self.equity, t, self.history)
         w = decision.weights
-        var_excess: np.ndarray | float = 0.0
-        if cfg.reward.beta > 0:
-            var_prop = self.history.var(proposed, t, lim.var_confidence, lim.var_method)
-            var_excess = np.maximum(var_prop / lim.var_limit - 1.0, 0.0)
+        var_excess = np.maximum(decision.var_requested / lim.var_limit - 1.0, 0.0)
 
         # Fill at the next open.
         t1 = t + 1
@@ -209,8 +206,9 @@ class PortfolioEngine:
         # Average entry price of the position (for unrealized P&L): adds average in, flips restart.
         same_side = np.sign(target) == np.sign(old_shares)
         growing = same_side & (np.abs(target) > np.abs(old_shares))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            blended = (old_shares * self.entry_price + trade * o) / target
+        blended = np.divide(
+            old_shares * self.entry_price + trade * o, target, out=np.zeros_like(target), where=target != 0
+        )
         self.entry_price = np.where(
             target == 0, 0.0, np.where(~same_side, o, np.where(growing, blended, self.entry_price))
         )
@@ -220,7 +218,7 @@ class PortfolioEngine:
         equity_prev = self.equity
         new_equity = self.cash + (target * c1).sum(axis=1)
         ledger = equity_prev + (old_shares * (o - c0)).sum(axis=1) + (target * (c1 - o)).sum(axis=1) - fees - impact
-        if not np.allclose(new_equity, ledger, rtol=1e-9, atol=1e-6):
+        if not (np.abs(new_equity - ledger) <= 1e-6 + 1e-9 * np.abs(ledger)).all():
             bad = int(np.argmax(np.abs(new_equity - ledger)))
             raise AccountingError(
                 f"portfolio {bad} at bar {int(t[bad])}: equity {new_equity[bad]:.6f} != ledger {ledger[bad]:.6f}"
