@@ -39,6 +39,7 @@ bench: venv
 	$(BIN)/python benchmarks/ingest_sp500.py
 	$(BIN)/python benchmarks/features.py
 	$(BIN)/python benchmarks/forecaster.py
+	$(BIN)/python benchmarks/env.py
 
 # Re-resolve requirements.in into the exact lock requirements.txt (needs the package index).
 lock:

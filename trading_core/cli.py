@@ -9,6 +9,8 @@ trading features list            # recorded feature sets: samples per split, tes
 trading features show fs-...     # feature names by group, splits, class balance per split
 trading train-forecaster --epochs 10 --ensemble-size 3   # latest feature set -> MLflow run + pyfunc model
 trading hpo-forecaster --trials 8 --epochs 3             # Optuna search; --study/--worker to share one
+trading train-agent --algo ensemble --forecaster-uri models:/m-...   # RL agent(s) on the latest feature set
+trading train-agent --algo ppo --pure-rl --timesteps 20000          # the same without the forecaster
 trading db upgrade               # apply migrations to the app DB
 trading demo                     # the ingest and features DAGs end to end on the embedded default
 trading ui                       # Airflow + MLflow UIs on the local stores
@@ -26,7 +28,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from trading_core.config import Settings, get_settings
-from trading_core.errors import TradingError
+from trading_core.errors import ConfigError, TradingError
 
 DEMO_CONF: dict[str, Any] = {
     "source": "synthetic",
@@ -235,6 +237,46 @@ def _hpo_forecaster(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _train_agent(args: argparse.Namespace, settings: Settings) -> int:
+    from trading_core.forecast.resolve import resolve_feature_set_version
+    from trading_core.rl.pipeline import DEFAULT_MEMBERS, train_agent
+
+    version = resolve_feature_set_version(args.feature_set_version, [], settings)
+    env = _json_object(args.env_overrides, "--env-overrides")
+    if args.episode_length is not None:
+        env["episode_length"] = args.episode_length or None  # 0: the whole training period
+    result = train_agent(
+        version,
+        settings,
+        algo=args.algo,
+        timesteps=args.timesteps,
+        forecaster_uri=None if args.pure_rl else args.forecaster_uri,
+        n_envs=args.n_envs,
+        seed=args.seed,
+        env=env,
+        agent=_json_object(args.agent_overrides, "--agent-overrides"),
+        members=[m.strip() for m in args.members.split(",") if m.strip()] if args.members else DEFAULT_MEMBERS,
+        symbols=[s.strip() for s in args.symbols.split(",") if s.strip()] if args.symbols else None,
+        device=args.device,
+        threads=args.threads or None,
+        experiment=args.experiment,
+    )
+    print(json.dumps(result.as_reference(), indent=2))
+    return 0
+
+
+def _json_object(text: str | None, flag: str) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{flag} is not valid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise ConfigError(f"{flag} must be a JSON object, got {text!r}")
+    return value
+
+
 def _print_baseline_table(metrics: dict[str, float]) -> None:
     """Model vs majority class vs persistence on the test split, and the p-value against the majority rate."""
     columns = {"accuracy": "accuracy", "balanced_accuracy": "balanced acc", "macro_f1": "macro-F1"}
@@ -409,6 +451,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1 (auto)")
     p.add_argument("--seed", type=int, default=42, help="(42)")
     p.set_defaults(func=_hpo_forecaster)
+
+    p = sub.add_parser("train-agent", help="feature set (+ forecaster) -> trained RL agent(s) in MLflow")
+    p.add_argument("--feature-set-version", dest="feature_set_version", help="default: the latest recorded feature set")
+    p.add_argument("--algo", default="ppo", choices=["ppo", "sac", "td3", "a2c", "ensemble"], help="(ppo)")
+    p.add_argument("--members", help="comma-separated algorithms of --algo ensemble (sac,td3)")
+    p.add_argument("--timesteps", type=int, default=100_000, help="env steps per agent (100000)")
+    variant = p.add_mutually_exclusive_group(required=True)
+    variant.add_argument("--forecaster-uri", dest="forecaster_uri", help="hybrid: a logged forecaster (models:/...) "
+                         "or a Parquet/CSV of per-bar prob_hold, prob_buy, prob_sell, confidence")  # fmt: skip
+    variant.add_argument("--pure-rl", dest="pure_rl", action="store_true", help="no forecaster inputs")
+    p.add_argument("--n-envs", dest="n_envs", type=int, default=8, help="parallel portfolios in the vec env (8)")
+    p.add_argument("--seed", type=int, help="(TRADING_SEED, 42)")
+    p.add_argument("--episode-length", dest="episode_length", type=int, help="bars per episode; 0 = whole period (252)")
+    p.add_argument("--symbols", help="comma-separated subset of the feature set's symbols (all)")
+    p.add_argument("--env-overrides", dest="env_overrides", help='JSON EnvConfig fields, e.g. {"cost_bps": 2}')
+    p.add_argument("--agent-overrides", dest="agent_overrides", help='JSON SB3 kwargs, e.g. {"learning_rate": 1e-4}')
+    p.add_argument("--device", default="auto", help="auto (PPO/A2C on CPU, SAC/TD3 on CUDA when present), cpu, cuda")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads; 0 = torch's default (1)")
+    p.add_argument("--experiment", default="agent", help="MLflow experiment (agent)")
+    p.set_defaults(func=_train_agent)
 
     sub.add_parser("demo", help="run the ingest and features DAGs end to end on the embedded default").set_defaults(
         func=_demo

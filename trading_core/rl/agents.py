@@ -7,6 +7,7 @@ their deterministic actions, weighted by each agent's validation Sharpe ratio.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from collections.abc import Callable, Sequence
@@ -42,7 +43,7 @@ def make_agent(
     key = algo.lower()
     if key not in ALGORITHMS:
         raise ValueError(f"unknown algorithm {algo!r}; expected one of {sorted(ALGORITHMS)}")
-    kwargs = {**DEFAULTS[key], **overrides}
+    kwargs = copy.deepcopy({**DEFAULTS[key], **overrides})  # SB3 edits policy_kwargs in place (A2C's optimizer)
     if key == "td3" and "action_noise" not in kwargs:
         n = int(np.prod(env.action_space.shape or (1,)))
         kwargs["action_noise"] = NormalActionNoise(np.zeros(n), 0.1 * np.ones(n))
