@@ -17,3 +17,7 @@ n_features, samples (train/val/test counts), majority_rate_test (the baseline ac
 FORECASTER = Asset(name="forecaster", uri="trading://models/forecaster", group="trading")
 """A trained forecaster ensemble in MLflow; extra: the run reference (run_id, model_uri,
 feature_set_version, dataset_version, metrics, params, seconds, device) and the HPO study, if any."""
+
+CANDIDATE_MODEL = Asset(name="candidate_model", uri="trading://models/candidate", group="trading")
+"""A policy version registered in MLflow with alias ``candidate``; extra: name, version, alias, source
+and the training DAG run's references (feature set, forecaster, agent, walk-forward run)."""

@@ -1,26 +1,29 @@
 """
-### Training: feature set -> Optuna HPO over N workers -> forecaster ensemble in MLflow
+### Training: data -> features -> forecaster (HPO) -> RL agent -> walk-forward -> candidate
 
-Turns a **feature_set_version** into a trained **forecaster run**: an Optuna study (TPE sampler,
-median pruner on the per-epoch validation loss) searched by `hpo_workers` mapped tasks sharing one
-study in the app DB, then the CNN+LSTM+attention ensemble trained with the best trial's parameters,
-evaluated against the baselines and logged to MLflow (experiment `forecaster`; the study goes to
-`forecaster-hpo`, one run with the best parameters and a nested run per trial).
+The whole training pipeline, each box a library call (the same ones the CLI runs):
 
-* **Schedule**: on every update of Asset `features`; the feature set comes from the event's extra.
-* **Manual trigger**: the form; an empty `feature_set_version` means the latest recorded feature set.
-  `hpo_workers = 0` skips the search and trains with the library's default parameters.
-* **Fan-out**: `hpo_worker` is mapped over `range(hpo_workers)`; each runs `hpo_trials_per_worker`
-  trials of `hpo_epochs` epochs (one member per trial). HPO workers and the final training run in
-  the pool `gpu` (created by the setup with 1 slot: one training at a time on a one-GPU box; give it
-  one slot per GPU, or per CPU worker, to run the HPO workers in parallel). Each of these tasks has
-  2 retries and a 2-hour timeout. A retried worker resumes: the trials it finished count, the one it
-  left running is marked failed; a retried training resumes from its last epoch's checkpoint.
-* **Output**: Asset `forecaster`, event extra: the run reference `{run_id, model_uri,
-  feature_set_version, dataset_version, metrics, params, seconds, device}` plus `hpo_study`.
-* The RL agent, walk-forward validation and registration (outlet `candidate_model`) join this DAG
-  in later issues.
-* Same functions on the command line: `trading train-forecaster`, `trading hpo-forecaster`.
+1. `prepare`: when `source` is set, ingest it and build its feature set; otherwise train on an
+   existing feature set (param `feature_set_version` > the triggering `features` event > latest).
+2. `resolve` + `hpo_worker` (mapped over `hpo_workers`, pool `gpu`) + `select_params`: an Optuna
+   study (TPE, median pruner on per-epoch validation loss) shared by the workers in the app DB.
+3. `train_forecaster` (pool `gpu`): the CNN+LSTM+attention ensemble with the best parameters,
+   evaluated against the majority-class and persistence baselines, logged to MLflow (pyfunc).
+4. `train_agent` (pool `gpu`): the hybrid RL agent (`algo`) on the forecaster's outputs.
+5. `walk_forward`: folds over time with purge and embargo; on each fold the forecaster and every
+   agent are retrained on the fold's past and tested on the next window, against buy-and-hold and
+   the forecaster-only rule, over `seeds`; report (plots, fold table, HTML) in MLflow.
+6. `register`: a new version of `model_name` with alias `candidate`, tagged with lineage,
+   walk-forward metrics and links to the forecaster, agent and validation runs.
+
+* **Schedule**: on every update of Asset `features`. **Manual trigger**: the form below.
+* Training tasks retry (2 retries, 2-hour timeout); a retried task reuses finished work: the
+  forecaster resumes from its last epoch's checkpoint, the agent and the walk-forward find their
+  FINISHED MLflow run tagged with this DAG run, registration finds its version.
+* **Output**: Asset `forecaster` (after step 3) and Asset `candidate_model` (extra: name, version,
+  alias and the runs behind it). XCom carries references only.
+* Same functions on the command line: `trading train-forecaster`, `trading hpo-forecaster`,
+  `trading train-agent`, `trading walk-forward`.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import Param, dag, task
-from trading_assets import FEATURES, FORECASTER
+from trading_assets import CANDIDATE_MODEL, FEATURES, FORECASTER
 
 TRAINING_TIMEOUT = timedelta(hours=2)
 """execution_timeout of an HPO worker and of the final training (a hung CUDA call must not hold the pool)."""
@@ -77,12 +80,61 @@ TRAINING_TIMEOUT = timedelta(hours=2)
             description="auto = CUDA when the worker has it (bf16 AMP), else CPU.",
         ),
         "seed": Param(42, type="integer", minimum=0, description="Seed of the sampler, initial weights and batches."),
+        # Data: empty source = train on an existing feature set (params, triggering event, latest).
+        "source": Param(
+            None,
+            type=["null", "string"],
+            enum=[None, "synthetic", "csv"],
+            description="Ingest this source first (then build features); empty = existing feature set.",
+        ),
+        "symbols": Param(
+            [],
+            type="array",
+            items={"type": "string", "pattern": r"^[A-Za-z0-9^][A-Za-z0-9.\-_=/:^]{0,39}$"},
+            description="Universe (empty = all the source or feature set has).",
+        ),
+        "start": Param(None, type=["null", "string"], format="date", description="First date to ingest."),
+        "end": Param(None, type=["null", "string"], format="date", description="Last date to ingest."),
+        "path": Param(None, type=["null", "string"], description="File for source=csv."),
+        "n_assets": Param(8, type="integer", minimum=1, maximum=2000, description="Synthetic universe size."),
+        "signal_strength": Param(0.05, type="number", minimum=0, maximum=0.99, description="Synthetic signal."),
+        # RL agent and validation.
+        "algo": Param("ppo", type="string", enum=["ppo", "sac", "td3", "a2c", "ensemble"], description="RL agent."),
+        "timesteps": Param(20000, type="integer", minimum=100, maximum=100_000_000, description="Agent env steps."),
+        "n_envs": Param(8, type="integer", minimum=1, maximum=1024, description="Portfolios in the vec env."),
+        "cost_bps": Param(1.0, type="number", minimum=0, maximum=1000, description="Commission, bps of notional."),
+        "slippage_bps": Param(2.0, type="number", minimum=0, maximum=1000, description="Slippage, bps."),
+        "folds": Param(3, type="integer", minimum=1, maximum=50, description="Walk-forward folds."),
+        "test_size": Param(63, type="integer", minimum=5, maximum=5000, description="Bars per out-of-sample fold."),
+        "seeds": Param(
+            [0, 1],
+            type="array",
+            items={"type": "integer", "minimum": 0},
+            minItems=1,
+            description="Walk-forward seeds (mean and 95% CI over them).",
+        ),
+        "wf_timesteps": Param(10000, type="integer", minimum=100, description="Agent env steps per fold."),
+        "wf_epochs": Param(5, type="integer", minimum=1, description="Forecaster epochs per fold."),
+        "model_name": Param(
+            "hybrid-trading-policy",
+            type="string",
+            pattern=r"^[A-Za-z0-9_.-]{1,100}$",
+            description="Registered model that receives the candidate version.",
+        ),
     },
 )
 def training() -> None:
     @task
-    def resolve(**context: Any) -> list[int]:
-        """Resolve the feature set (params > triggering features event > latest), create the study.
+    def prepare(**context: Any) -> str | None:
+        """Ingest the requested source and build its feature set (skipped: train on an existing one)."""
+        from trading_core.config import get_settings
+        from trading_core.training import prepare_feature_set
+
+        return prepare_feature_set(context["params"], get_settings())
+
+    @task
+    def resolve(prepared: str | None, **context: Any) -> list[int]:
+        """Resolve the feature set (prepared > params > triggering features event > latest), create the study.
 
         Pushes the plan under the XCom key ``plan``; returns the worker indices hpo_worker maps over.
         """
@@ -92,7 +144,8 @@ def training() -> None:
         events = (context.get("triggering_asset_events") or {}).get(FEATURES, [])
         extras = [event.extra for event in sorted(events, key=lambda event: event.timestamp)]
         run_key = f"{context['dag'].dag_id}:{context['run_id']}"
-        plan = plan_training(context["params"], extras, get_settings(), run_key)
+        params = {**context["params"], "feature_set_version": prepared or context["params"].get("feature_set_version")}
+        plan = plan_training(params, extras, get_settings(), run_key)
         context["ti"].xcom_push(key="plan", value=plan.as_dict())
         return list(range(plan.hpo_workers))
 
@@ -144,12 +197,61 @@ def training() -> None:
         outlet_events[FORECASTER].extra = reference
         return reference
 
-    workers = resolve()
+    @task(pool="gpu", execution_timeout=TRAINING_TIMEOUT)
+    def train_agent(plan: dict[str, Any], forecaster: dict[str, Any], **context: Any) -> dict[str, Any]:
+        """The hybrid RL agent on the forecaster's outputs (a retry reuses a finished run)."""
+        from trading_core.config import get_settings
+        from trading_core.training import train_agent_step
+
+        dag_run = f"{context['dag'].dag_id}:{context['run_id']}"
+        return train_agent_step(
+            plan["feature_set_version"], forecaster["model_uri"], context["params"], get_settings(), dag_run
+        )
+
+    @task(pool="gpu", execution_timeout=TRAINING_TIMEOUT)
+    def walk_forward(plan: dict[str, Any], **context: Any) -> dict[str, Any]:
+        """Walk-forward folds: every strategy retrained on each fold's past, tested on the next window."""
+        from trading_core.config import get_settings
+        from trading_core.training import walk_forward_step
+
+        dag_run = f"{context['dag'].dag_id}:{context['run_id']}"
+        return walk_forward_step(plan["feature_set_version"], context["params"], get_settings(), dag_run)
+
+    @task(outlets=[CANDIDATE_MODEL])
+    def register(
+        forecaster: dict[str, Any],
+        agent: dict[str, Any],
+        validation: dict[str, Any],
+        *,
+        outlet_events: Any,
+        **context: Any,
+    ) -> dict[str, Any]:
+        """Register the candidate version (alias ``candidate``) with metrics and lineage; announce it."""
+        from trading_core.config import get_settings
+        from trading_core.training import register_step
+
+        dag_run = f"{context['dag'].dag_id}:{context['run_id']}"
+        version = register_step(get_settings(), forecaster, agent, validation, dag_run, context["params"]["model_name"])
+        extra = {
+            **version,
+            "feature_set_version": forecaster["feature_set_version"],
+            "forecaster_run": forecaster["run_id"],
+            "agent_run": agent["run_id"],
+            "validation_run": validation.get("run_id"),
+        }
+        outlet_events[CANDIDATE_MODEL].extra = extra
+        return extra
+
+    workers = resolve(prepare())
     plan = workers["plan"]
     searched = hpo_worker.partial(plan=plan).expand(worker=workers)
     best = select_params(plan)
     searched >> best
-    train_forecaster(plan, best)
+    forecaster = train_forecaster(plan, best)
+    agent = train_agent(plan, forecaster)
+    validation = walk_forward(plan)
+    forecaster >> validation
+    register(forecaster, agent, validation)
 
 
 training()

@@ -37,6 +37,14 @@ TINY_RUN = {
     "ensemble_size": 2,
     "max_train_samples": 256,
     "device": "cpu",
+    # the agent and the walk-forward, as small as they get
+    "timesteps": 256,
+    "n_envs": 2,
+    "folds": 2,
+    "test_size": 30,
+    "seeds": [0],
+    "wf_timesteps": 256,
+    "wf_epochs": 1,
 }
 
 pytestmark = pytest.mark.airflow
@@ -68,6 +76,12 @@ def test_dag_is_scheduled_on_features_and_trains_in_the_gpu_pool(dagbag) -> None
     assert select.trigger_rule == "none_failed"  # runs when the mapped search was skipped (0 workers)
     assert select.upstream_task_ids == {"resolve", "hpo_worker"}
     assert train.upstream_task_ids == {"resolve", "select_params"} and train.outlets == [FORECASTER]
+    agent, validation, register = dag.get_task("train_agent"), dag.get_task("walk_forward"), dag.get_task("register")
+    assert agent.pool == validation.pool == "gpu" and agent.upstream_task_ids == {"resolve", "train_forecaster"}
+    assert validation.upstream_task_ids == {"resolve", "train_forecaster"}
+    assert register.upstream_task_ids == {"train_forecaster", "train_agent", "walk_forward"}
+    assert [a.name for a in register.outlets] == ["candidate_model"]
+    assert dag.get_task("resolve").upstream_task_ids == {"prepare"}
 
 
 def test_param_defaults_are_the_library_defaults(dagbag) -> None:  # type: ignore[no-untyped-def]
@@ -142,12 +156,12 @@ def test_resolve_task_reads_the_newest_triggering_features_event(dagbag, setting
     events = TriggeringAssetEventsAccessor.build([event(version, 2), event("fs-0ld", 1)])  # not in time order
     ti = TaskInstanceStub()
     context = {"triggering_asset_events": events, "ti": ti, "dag": dag, "run_id": "asset_triggered__x"}
-    assert resolve(params={**dag.params, "hpo_workers": 3}, **context) == [0, 1, 2]
+    assert resolve(None, params={**dag.params, "hpo_workers": 3}, **context) == [0, 1, 2]
     assert ti.pushed["plan"]["feature_set_version"] == version
     assert ti.pushed["plan"]["study_name"] == hpo.study_name_for(version, "training:asset_triggered__x")
     with hpo.open_storage(settings) as storage:
         assert storage.get_study_id_from_name(str(ti.pushed["plan"]["study_name"])) is not None
-    assert resolve(params={**dag.params, "hpo_workers": 0}, **context) == []
+    assert resolve(None, params={**dag.params, "hpo_workers": 0}, **context) == []
     assert ti.pushed["plan"]["study_name"] is None
 
 
@@ -190,10 +204,17 @@ def test_training_dag_searches_trains_and_announces_the_forecaster(dagbag, setti
     assert _task_states(run.run_id) == [
         ("hpo_worker", 0, "success"),
         ("hpo_worker", 1, "success"),
+        ("prepare", -1, "success"),
+        ("register", -1, "success"),
         ("resolve", -1, "success"),
         ("select_params", -1, "success"),
+        ("train_agent", -1, "success"),
         ("train_forecaster", -1, "success"),
+        ("walk_forward", -1, "success"),
     ]
+    candidate = _latest_event("candidate_model").extra
+    assert candidate["alias"] == "candidate" and candidate["feature_set_version"] == version
+    assert candidate["validation_run"] and candidate["agent_run"]
     extra = _latest_event("forecaster").extra
     assert extra["feature_set_version"] == version and extra["run_id"] and extra["model_uri"]
     study = extra["hpo_study"]
@@ -217,9 +238,36 @@ def test_training_dag_without_search_trains_with_the_defaults(dagbag, settings: 
     assert run.state == "success"
     assert _task_states(run.run_id) == [
         ("hpo_worker", -1, "skipped"),
+        ("prepare", -1, "success"),
+        ("register", -1, "success"),
         ("resolve", -1, "success"),
         ("select_params", -1, "success"),
+        ("train_agent", -1, "success"),
         ("train_forecaster", -1, "success"),
+        ("walk_forward", -1, "success"),
     ]
     extra = _latest_event("forecaster").extra
     assert extra["feature_set_version"] == version and extra["hpo_study"] is None
+
+
+def test_prepare_ingests_and_builds_features_only_when_a_source_is_named(settings: Settings) -> None:
+    from trading_core.db import lineage
+    from trading_core.training import prepare_feature_set
+
+    assert prepare_feature_set({"source": None}, settings) is None
+    params = {
+        "source": "synthetic",
+        "n_assets": 2,
+        "start": "2022-01-03",
+        "end": "2023-06-30",
+        "turbulence_window": 30,
+        "vol_regime_window": 40,
+        "corr_window": 20,
+        "seq_len": 8,
+        "horizon": 3,
+    }
+    version = prepare_feature_set(params, settings)
+    assert version is not None and version.startswith("fs-")
+    record = lineage.get_feature_set(settings.resolved_database_url, version)
+    assert record.manifest["config"]["labels"]["horizon"] == 3
+    assert prepare_feature_set(params, settings) == version, "same data, same recipe: the same feature set"

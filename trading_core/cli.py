@@ -21,8 +21,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -36,6 +38,23 @@ DEMO_CONF: dict[str, Any] = {
     "start": "2022-01-03",
     "end": "2024-12-31",
     "defect_rate": 0.002,
+}
+DEMO_TRAINING_CONF: dict[str, Any] = {
+    # Small enough for a 2-core laptop in a few minutes; the DAG's form has the full-size defaults.
+    "hpo_workers": 1,
+    "hpo_trials_per_worker": 2,
+    "hpo_epochs": 1,
+    "epochs": 3,
+    "ensemble_size": 2,
+    "max_train_samples": 2000,
+    "algo": "ppo",
+    "timesteps": 4000,
+    "n_envs": 4,
+    "folds": 2,
+    "test_size": 60,
+    "seeds": [0],
+    "wf_timesteps": 2000,
+    "wf_epochs": 2,
 }
 
 
@@ -265,6 +284,61 @@ def _train_agent(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _walk_forward(args: argparse.Namespace, settings: Settings) -> int:
+    """Walk-forward validation of every strategy on one feature set; prints the summary and the report path."""
+    from trading_core.backtest.walkforward import WalkForwardConfig, run_walk_forward
+    from trading_core.forecast.resolve import resolve_feature_set_version
+
+    def items(text: str | None) -> list[str]:
+        return [x.strip() for x in (text or "").split(",") if x.strip()]
+
+    version = resolve_feature_set_version(args.feature_set_version, [], settings)
+    values: dict[str, Any] = {"n_folds": args.folds, "test_size": args.test_size, "mode": args.mode,
+                              "algo": args.algo, "timesteps": args.timesteps, "n_envs": args.n_envs}  # fmt: skip
+    if args.train_size is not None:
+        values["train_size"] = args.train_size
+    if args.purge is not None:
+        values["purge"] = args.purge
+    if args.embargo is not None:
+        values["embargo"] = args.embargo
+    if args.seeds:
+        values["seeds"] = [int(s) for s in items(args.seeds)]
+    if args.members:
+        values["members"] = items(args.members)
+    if args.strategies:
+        values["strategies"] = items(args.strategies)
+    if args.symbols:
+        values["symbols"] = items(args.symbols)
+    if args.cost_multipliers:
+        values["cost_multipliers"] = [float(m) for m in items(args.cost_multipliers)]
+    defaults = WalkForwardConfig()
+    forecaster = dict(defaults.forecaster)
+    if args.ensemble_size is not None:
+        forecaster["ensemble_size"] = args.ensemble_size
+    training = dict(defaults.forecaster_train)
+    if args.epochs is not None:
+        training["epochs"] = args.epochs
+    if args.max_train_samples is not None:
+        training["max_train_samples"] = args.max_train_samples
+    env = _json_object(args.env_overrides, "--env-overrides")
+    if args.episode_length is not None:
+        env["episode_length"] = args.episode_length or None
+    values |= {"forecaster": forecaster, "forecaster_train": training, "env": env,
+               "agent": _json_object(args.agent_overrides, "--agent-overrides")}  # fmt: skip
+    result = run_walk_forward(version, settings, WalkForwardConfig.model_validate(values), experiment=args.experiment)
+    print(json.dumps(result.as_reference(), indent=2))
+    if len(result.forecaster):
+        print("\nforecaster (test windows):")
+        print(result.forecaster.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
+    columns = ["strategy", "n", *[f"{m}_{s}" for m in ("sharpe", "total_return", "max_drawdown")
+                                  for s in ("mean", "ci_low", "ci_high")]]  # fmt: skip
+    print("\nsummary (chained out-of-sample curves, mean and 95% CI over seeds):")
+    print(result.summary[[c for c in columns if c in result.summary.columns]].to_string(index=False,
+          float_format=lambda x: f"{x:.4f}"))  # fmt: skip
+    print(f"\nreport: {result.report.get('report')}")
+    return 0
+
+
 def _json_object(text: str | None, flag: str) -> dict[str, Any]:
     if not text:
         return {}
@@ -327,8 +401,72 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     print(f"features        : {feature_set.n_features} over {feature_set.rows} rows  ({feature_set.path})")
     _print_feature_set_summary(feature_set.summary)
     print(f"details         : trading features show {feature_set.version}")
+
+    print(f"\nRunning DAG training with airflow dags test on {feature_set.version} ...", flush=True)
+    run_dag_test(settings, "training", {"feature_set_version": feature_set.version, **DEMO_TRAINING_CONF})
+    _print_candidate(settings)
     print("Airflow / MLflow UIs: make ui  (Airflow http://127.0.0.1:8080, MLflow http://127.0.0.1:5000)")
     return 0
+
+
+def _print_candidate(settings: Settings) -> None:
+    """The registered candidate, its walk-forward summary and where the report is."""
+    import mlflow
+    import pandas as pd
+    from mlflow.tracking import MlflowClient
+
+    from trading_core.forecast.tracking import use_tracking_store
+    from trading_core.registry.candidate import CANDIDATE, DEFAULT_MODEL_NAME
+
+    use_tracking_store(settings)
+    client = MlflowClient(settings.resolved_mlflow_tracking_uri)
+    version = client.get_model_version_by_alias(DEFAULT_MODEL_NAME, CANDIDATE)
+    validation_run = version.tags.get("link.validation_run")
+    print("\n=== training: candidate registered ===")
+    print(
+        f"model version   : {DEFAULT_MODEL_NAME} v{version.version} (alias '{CANDIDATE}', approval "
+        f"{version.tags.get('approval')})"
+    )
+    print(
+        f"lineage         : {version.tags.get('dataset_version')} -> {version.tags.get('feature_set_version')} "
+        f"(git {version.tags.get('git_sha', '')[:10]})"
+    )
+    print(
+        f"runs            : forecaster {version.tags.get('link.forecaster_run')}, agent "
+        f"{version.tags.get('link.agent_run')}, walk-forward {validation_run}"
+    )
+    if not validation_run:
+        return
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    folder = mlflow.artifacts.download_artifacts(run_id=validation_run, artifact_path="walk_forward")
+    summary = Path(folder) / "summary.csv"
+    if summary.exists():
+        table = pd.read_csv(summary)
+
+        def ci(metric: str, row: Any) -> str:
+            low, high = row[f"{metric}_ci_low"], row[f"{metric}_ci_high"]
+            interval = f" [{low:.2f}, {high:.2f}]" if pd.notna(low) else ""
+            return f"{row[f'{metric}_mean']:.2f}{interval}"
+
+        folds_csv = Path(folder) / "folds.csv"
+        if folds_csv.exists():
+            folds = pd.read_csv(folds_csv)
+            folds = folds[folds["fold"] >= 0]
+            pivot = folds.pivot_table(index="strategy", columns="fold", values="sharpe", aggfunc="mean", sort=False)
+            print("fold table      : out-of-sample Sharpe per fold (mean over seeds)")
+            print("  " + f"{'strategy':<24}" + "".join(f"{'fold ' + str(c):>10}" for c in pivot.columns))
+            for strategy, values in pivot.iterrows():
+                print("  " + f"{strategy!s:<24}" + "".join(f"{v:>10.2f}" for v in values))
+        basis = "seeds" if table["basis"].iloc[0] == "overall" else "seeds x folds"
+        print(f"walk-forward    : whole out-of-sample curve; mean [95% CI] over {basis} (n = {table['n'].iloc[0]})")
+        print(f"  {'strategy':<24} {'sharpe':>22} {'return':>8} {'max dd':>7} {'turnover':>9} {'costs':>7}")
+        for _, row in table.iterrows():
+            print(
+                f"  {row['strategy']:<24} {ci('sharpe', row):>22} {row['total_return_mean']:>8.2%} "
+                f"{row['max_drawdown_mean']:>7.2%} {row['turnover_mean']:>9.3f} {row['cost_paid_mean']:>7.3%}"
+            )
+    report = client.get_run(validation_run).info.artifact_uri.removeprefix("file://") + "/walk_forward/report.html"
+    print(f"report          : {report}")
 
 
 def _db(args: argparse.Namespace, settings: Settings) -> int:
@@ -471,6 +609,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads; 0 = torch's default (1)")
     p.add_argument("--experiment", default="agent", help="MLflow experiment (agent)")
     p.set_defaults(func=_train_agent)
+
+    p = sub.add_parser(
+        "walk-forward", help="walk-forward validation: every strategy retrained per fold, judged out of sample"
+    )
+    p.add_argument("--feature-set-version", dest="feature_set_version", help="default: the latest recorded feature set")
+    p.add_argument("--folds", type=int, default=3, help="(3)")
+    p.add_argument("--test-size", dest="test_size", type=int, default=252, help="bars per test window (252)")
+    p.add_argument("--mode", choices=["expanding", "rolling"], default="expanding", help="(expanding)")
+    p.add_argument("--train-size", dest="train_size", type=int, help="bars per training window (rolling only)")
+    p.add_argument("--purge", type=int, help="bars between training and test windows (the label horizon)")
+    p.add_argument("--embargo", type=int, help="bars between consecutive test windows (0)")
+    p.add_argument("--seeds", help="comma-separated seeds (0)")
+    p.add_argument("--algo", default="ppo", choices=["ppo", "sac", "td3", "a2c"], help="pure/hybrid RL agents (ppo)")
+    p.add_argument("--members", help="comma-separated algorithms of the ensemble agent (sac,td3)")
+    p.add_argument("--timesteps", type=int, default=30_000, help="env steps per agent (30000)")
+    p.add_argument("--n-envs", dest="n_envs", type=int, default=4, help="(4)")
+    p.add_argument("--strategies", help="comma-separated subset of the six strategies (all)")
+    p.add_argument("--symbols", help="comma-separated subset of the feature set's symbols (all)")
+    p.add_argument("--cost-multipliers", dest="cost_multipliers", help="e.g. 1,2: back-test at these cost levels (1)")
+    p.add_argument("--epochs", type=int, help="forecaster epochs per member (5)")
+    p.add_argument("--ensemble-size", dest="ensemble_size", type=int, help="forecaster members (3)")
+    p.add_argument("--max-train-samples", dest="max_train_samples", type=int, help="forecaster cap per epoch (30000)")
+    p.add_argument("--episode-length", dest="episode_length", type=int, help="bars per training episode (252)")
+    p.add_argument("--env-overrides", dest="env_overrides", help="JSON EnvConfig fields")
+    p.add_argument("--agent-overrides", dest="agent_overrides", help="JSON SB3 kwargs")
+    p.add_argument("--experiment", default="walk_forward", help="MLflow experiment (walk_forward)")
+    p.set_defaults(func=_walk_forward)
 
     sub.add_parser("demo", help="run the ingest and features DAGs end to end on the embedded default").set_defaults(
         func=_demo

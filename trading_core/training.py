@@ -107,3 +107,61 @@ def register_step(
         name=name or DEFAULT_MODEL_NAME,
     )
     return version.as_reference()
+
+
+def walk_forward_config_from_params(params: Mapping[str, Any]) -> Any:
+    """The DAG form's walk-forward knobs as a :class:`~trading_core.backtest.walkforward.WalkForwardConfig`."""
+    from trading_core.backtest.walkforward import WalkForwardConfig
+
+    values: dict[str, Any] = {
+        "n_folds": int(params.get("folds", 3)),
+        "test_size": int(params.get("test_size", 63)),
+        "seeds": tuple(int(s) for s in (params.get("seeds") or [0])),
+        "timesteps": int(params.get("wf_timesteps", 10_000)),
+        "n_envs": int(params.get("n_envs", 4)),
+        "env": {"cost_bps": float(params.get("cost_bps", 1.0)), "slippage_bps": float(params.get("slippage_bps", 2.0))},
+    }
+    if params.get("algo") and params["algo"] != "ensemble":
+        values["algo"] = params["algo"]
+    if params.get("wf_epochs"):
+        values["forecaster_train"] = {**WalkForwardConfig().forecaster_train, "epochs": int(params["wf_epochs"])}
+    if params.get("symbols"):
+        values["symbols"] = tuple(params["symbols"])
+    return WalkForwardConfig(**values)
+
+
+def walk_forward_step(
+    feature_set_version: str, params: Mapping[str, Any], settings: Settings, dag_run: str
+) -> dict[str, Any]:
+    """Walk-forward validation of every strategy (reused when this DAG run already finished it)."""
+    from trading_core.backtest.walkforward import run_walk_forward
+    from trading_core.registry.candidate import find_finished_run
+
+    tags = {"airflow.dag_run": dag_run, "feature_set_version": feature_set_version}
+    previous = find_finished_run(settings, "walk_forward", tags)
+    if previous:
+        log.info("walk-forward already done by %s: run %s", dag_run, previous)
+        return {"run_id": previous, "metrics": _summary_metrics_from_run(settings, previous), "reused": True}
+    result = run_walk_forward(feature_set_version, settings, walk_forward_config_from_params(params), tags=tags)
+    return {**result.as_reference(), "metrics": summary_metrics(result.summary), "reused": False}
+
+
+HEADLINE_METRICS = ("sharpe", "total_return", "max_drawdown")
+
+
+def summary_metrics(summary: Any) -> dict[str, float]:
+    """``<strategy>_<metric>_mean`` for the headline metrics of a walk-forward summary."""
+    out: dict[str, float] = {}
+    for row in summary.to_dict("records"):
+        for metric in HEADLINE_METRICS:
+            value = row.get(f"{metric}_mean")
+            if value is not None:
+                out[f"wf_{row['strategy']}_{metric}_mean"] = float(value)
+    return out
+
+
+def _summary_metrics_from_run(settings: Settings, run_id: str) -> dict[str, float]:
+    from mlflow.tracking import MlflowClient
+
+    metrics = MlflowClient(settings.resolved_mlflow_tracking_uri).get_run(run_id).data.metrics
+    return {k: float(v) for k, v in metrics.items() if k.endswith("_mean")}
