@@ -22,11 +22,11 @@ with its manifest and lineage in the app DB. Same inputs, same version: a rerun 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow.sdk import Param, dag, task
-from trading_assets import FEATURES, OHLCV
+from trading_assets import DEFAULT_ARGS, FEATURES, OHLCV
 
 # Defaults equal the library's (trading_core.features.config); tests/test_features_dag.py checks it.
 FEATURE_GROUPS = ["market", "technical", "regime", "microstructure"]
@@ -40,12 +40,7 @@ FEATURE_GROUPS = ["market", "technical", "regime", "microstructure"]
     max_active_runs=1,
     tags=["trading", "features"],
     doc_md=__doc__,
-    default_args={
-        "owner": "ml-platform",
-        "retries": 2,
-        "retry_delay": timedelta(seconds=30),
-        "retry_exponential_backoff": True,
-    },
+    default_args=DEFAULT_ARGS,
     params={
         "dataset_version": Param(
             None,

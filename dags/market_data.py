@@ -15,11 +15,11 @@ bars into the Parquet lake and records a content-hashed **dataset_version** with
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow.sdk import Param, dag, task
-from trading_assets import OHLCV
+from trading_assets import DEFAULT_ARGS, OHLCV
 
 SYMBOL_PATTERN = r"^[A-Za-z0-9^][A-Za-z0-9.\-_=/:^]{0,39}$"
 
@@ -32,12 +32,7 @@ SYMBOL_PATTERN = r"^[A-Za-z0-9^][A-Za-z0-9.\-_=/:^]{0,39}$"
     max_active_runs=1,
     tags=["trading", "ingest"],
     doc_md=__doc__,
-    default_args={
-        "owner": "ml-platform",
-        "retries": 2,
-        "retry_delay": timedelta(seconds=30),
-        "retry_exponential_backoff": True,
-    },
+    default_args=DEFAULT_ARGS,
     params={
         "source": Param(
             "synthetic",

@@ -1,11 +1,21 @@
-"""Assets shared by the trading DAGs: the contracts between stages, in one place.
+"""Assets (and task defaults) shared by the trading DAGs: the contracts between stages, in one place.
 
 Each asset event carries references in its ``extra`` (versions, paths), never data.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from airflow.sdk import Asset
+
+DEFAULT_ARGS = {
+    "owner": "ml-platform",
+    "retries": 2,
+    "retry_delay": timedelta(seconds=30),
+    "retry_exponential_backoff": True,
+}
+"""Task defaults shared by the trading DAGs: two retries with exponential backoff."""
 
 OHLCV = Asset(name="ohlcv", uri="trading://lake/ohlcv", group="trading")
 """Validated OHLCV bars in the lake; extra: dataset_version, feed, interval, symbols, range."""

@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import Param, dag, task
-from trading_assets import CANDIDATE_MODEL, FEATURES, FORECASTER
+from trading_assets import CANDIDATE_MODEL, DEFAULT_ARGS, FEATURES, FORECASTER
 
 TRAINING_TIMEOUT = timedelta(hours=2)
 """execution_timeout of an HPO worker and of the final training (a hung CUDA call must not hold the pool)."""
@@ -46,12 +46,7 @@ TRAINING_TIMEOUT = timedelta(hours=2)
     max_active_runs=1,
     tags=["trading", "training"],
     doc_md=__doc__,
-    default_args={
-        "owner": "ml-platform",
-        "retries": 2,
-        "retry_delay": timedelta(seconds=30),
-        "retry_exponential_backoff": True,
-    },
+    default_args=DEFAULT_ARGS,
     # Defaults equal the library's (TrainingPlan, TrainConfig, ForecasterConfig): tests/test_training_dag.py checks it.
     params={
         "feature_set_version": Param(
