@@ -651,6 +651,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # The platform never phones home: MLflow's usage telemetry stays off unless a user turns it on.
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
