@@ -180,15 +180,16 @@ def training() -> None:
     ) -> dict[str, Any]:
         """Train, evaluate and log the ensemble with the best parameters; announce the run."""
         from trading_core.config import get_settings
-        from trading_core.forecast.pipeline import train_forecaster as train
         from trading_core.forecast.resolve import TrainingPlan
+        from trading_core.training import train_forecaster_step
 
         model, train_overrides = TrainingPlan(**plan).overrides(best)
-        tags = {"airflow.dag_run": f"{context['dag'].dag_id}:{context['run_id']}"}
-        if best["study_name"]:
-            tags |= {"hpo_study": best["study_name"], "hpo_run_id": best["hpo_run_id"]}
-        result = train(plan["feature_set_version"], get_settings(), model=model, train=train_overrides, tags=tags)
-        reference = {**result.as_reference(), "hpo_study": best["study_name"]}
+        dag_run = f"{context['dag'].dag_id}:{context['run_id']}"
+        tags = {"hpo_study": best["study_name"], "hpo_run_id": best["hpo_run_id"]} if best["study_name"] else {}
+        result = train_forecaster_step(
+            plan["feature_set_version"], get_settings(), dag_run, model=model, train=train_overrides, tags=tags
+        )
+        reference = {**result, "hpo_study": best["study_name"]}
         outlet_events[FORECASTER].extra = reference
         return reference
 

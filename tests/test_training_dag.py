@@ -249,6 +249,20 @@ def test_training_dag_without_search_trains_with_the_defaults(dagbag, settings: 
     extra = _latest_event("forecaster").extra
     assert extra["feature_set_version"] == version and extra["hpo_study"] is None
 
+    # A retried task of this DAG run reuses the finished work instead of training again.
+    from trading_core.training import register_step, train_agent_step, train_forecaster_step, walk_forward_step
+
+    dag_run = f"training:{run.run_id}"
+    forecaster = train_forecaster_step(version, settings, dag_run, model={}, train={}, tags={})
+    assert forecaster["reused"] and forecaster["run_id"] == extra["run_id"]
+    assert forecaster["model_uri"] == extra["model_uri"]
+    agent = train_agent_step(version, forecaster["model_uri"], {**TINY_RUN}, settings, dag_run)
+    validation = walk_forward_step(version, {**TINY_RUN}, settings, dag_run)
+    assert agent["reused"] and validation["reused"]
+    candidate = _latest_event("candidate_model").extra
+    again = register_step(settings, forecaster, agent, validation, dag_run)
+    assert again["reused"] and again["version"] == candidate["version"]
+
 
 def test_prepare_ingests_and_builds_features_only_when_a_source_is_named(settings: Settings) -> None:
     from trading_core.db import lineage

@@ -44,6 +44,46 @@ def prepare_feature_set(params: Mapping[str, Any], settings: Settings) -> str | 
     return result.feature_set_version
 
 
+def train_forecaster_step(
+    feature_set_version: str,
+    settings: Settings,
+    dag_run: str,
+    *,
+    model: Mapping[str, Any],
+    train: Mapping[str, Any],
+    tags: Mapping[str, str],
+) -> dict[str, Any]:
+    """The forecaster with the selected parameters. A retry after a finished run reuses it (a retry
+    after a failure mid-training resumes from the last epoch's checkpoint inside ``train_forecaster``)."""
+    from mlflow.tracking import MlflowClient
+
+    from trading_core.forecast.pipeline import train_forecaster
+    from trading_core.registry.candidate import find_finished_run
+
+    previous = find_finished_run(
+        settings, "forecaster", {"airflow.dag_run": dag_run, "feature_set_version": feature_set_version}
+    )
+    if previous:
+        run = MlflowClient(settings.resolved_mlflow_tracking_uri).get_run(previous)
+        if "model_uri" in run.data.tags:
+            log.info("forecaster already trained by %s: run %s", dag_run, previous)
+            return {
+                "run_id": previous,
+                "model_uri": run.data.tags["model_uri"],
+                "feature_set_version": feature_set_version,
+                "dataset_version": run.data.tags.get("dataset_version"),
+                "metrics": dict(run.data.metrics),
+                "params": int(run.data.params.get("n_params", 0)),
+                "seconds": 0.0,
+                "device": run.data.tags.get("device"),
+                "reused": True,
+            }
+    result = train_forecaster(
+        feature_set_version, settings, model=model, train=train, tags={**tags, "airflow.dag_run": dag_run}
+    )
+    return {**result.as_reference(), "reused": False}
+
+
 def train_agent_step(
     feature_set_version: str, forecaster_uri: str, params: Mapping[str, Any], settings: Settings, dag_run: str
 ) -> dict[str, Any]:

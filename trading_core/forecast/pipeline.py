@@ -247,6 +247,7 @@ def train_forecaster(
         test = fs.split("test")
         example = test.batch(np.arange(min(INPUT_EXAMPLE_WINDOWS, len(test))))
         info = log_forecaster_model(ensemble, fs.path, example, name=MODEL_NAME)
+        mlflow.set_tag("model_uri", str(info.model_uri))  # how a retried task finds the model of a finished run
 
         metrics = _metrics(reports) | {
             "temperature": result.temperature,
