@@ -190,13 +190,16 @@ HEADLINE_METRICS = ("sharpe", "total_return", "max_drawdown")
 
 
 def summary_metrics(summary: Any) -> dict[str, float]:
-    """``<strategy>_<metric>_mean`` for the headline metrics of a walk-forward summary."""
+    """``wf_<strategy>_<metric>_mean`` for the headline metrics of a walk-forward summary, and the
+    lower bound of each strategy's Sharpe interval (``wf_<strategy>_sharpe_ci_low``)."""
     out: dict[str, float] = {}
     for row in summary.to_dict("records"):
         for metric in HEADLINE_METRICS:
             value = row.get(f"{metric}_mean")
             if value is not None:
                 out[f"wf_{row['strategy']}_{metric}_mean"] = float(value)
+        if row.get("sharpe_ci_low") is not None:  # the governance policy's lower-bound check needs it
+            out[f"wf_{row['strategy']}_sharpe_ci_low"] = float(row["sharpe_ci_low"])
     return out
 
 
