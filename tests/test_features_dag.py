@@ -116,41 +116,21 @@ def test_params_reject_bad_values_before_anything_runs(dagbag, key: str, value: 
 @pytest.mark.airflow
 def test_plan_task_reads_the_newest_triggering_ohlcv_event(dagbag, settings: Settings) -> None:  # type: ignore[no-untyped-def]
     """An asset-triggered run: the newest ohlcv event's dataset wins over the latest recorded one."""
-    from datetime import UTC, datetime
-
-    from airflow.sdk.api.datamodels._generated import AssetReferenceAssetEventDagRun
-    from airflow.sdk.execution_time.comms import AssetEventDagRunReferenceResult
     from airflow.sdk.execution_time.context import TriggeringAssetEventsAccessor
+    from builders import TaskInstanceStub, asset_events
     from trading_assets import OHLCV
-
-    def event(version: str, day: int) -> AssetEventDagRunReferenceResult:
-        return AssetEventDagRunReferenceResult(
-            asset=AssetReferenceAssetEventDagRun(name=OHLCV.name, uri=OHLCV.uri, extra={}),
-            extra={"dataset_version": version},
-            source_task_id="publish",
-            source_dag_id="market_data",
-            source_run_id=f"scheduled__{day}",
-            source_map_index=-1,
-            source_aliases=[],
-            timestamp=datetime(2026, 1, day, tzinfo=UTC),
-        )
-
-    class TaskInstanceStub:
-        pushed: dict[str, object] = {}
-
-        def xcom_push(self, key: str, value: object) -> None:
-            self.pushed[key] = value
 
     triggered = _ingest(settings, n_assets=2)
     latest = _ingest(settings, n_assets=3)
     params = {**dagbag.get_dag("features").params, **SMALL, "shard_size": 1}
     ti = TaskInstanceStub()
     plan = dagbag.get_dag("features").get_task("plan").python_callable
-    events = TriggeringAssetEventsAccessor.build([event(triggered, 2), event("ds-0ld", 1)])  # not in time order
+    extras = [({"dataset_version": triggered}, 2), ({"dataset_version": "ds-0ld"}, 1)]  # not in time order
+    events = asset_events(OHLCV, extras, "market_data", "publish")
     assert plan(params=params, triggering_asset_events=events, ti=ti) == [0, 1]
-    assert ti.pushed["plan"]["dataset_version"] == triggered  # type: ignore[index]
+    assert ti.pushed["plan"]["dataset_version"] == triggered
     assert plan(params=params, triggering_asset_events=TriggeringAssetEventsAccessor.build([]), ti=ti) == [0, 1, 2]
-    assert ti.pushed["plan"]["dataset_version"] == latest  # type: ignore[index]
+    assert ti.pushed["plan"]["dataset_version"] == latest
 
 
 @pytest.mark.airflow

@@ -8,6 +8,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 import pytest
+from builders import TINY
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,7 +18,6 @@ from trading_core.data.request import IngestRequest
 from trading_core.db import lineage
 from trading_core.errors import DataQualityError, DatasetNotFound
 from trading_core.features import (
-    DatasetConfig,
     FeatureSetConfig,
     IndicatorConfig,
     LabelConfig,
@@ -28,14 +28,6 @@ from trading_core.features import (
 from trading_core.features.labels import BUY, HOLD, NO_LABEL, SELL, class_balance, make_labels
 from trading_core.features.panel import Panel
 from trading_core.features.splits import DROPPED, TEST, TRAIN, VAL, purged_splits
-
-TINY = FeatureSetConfig(
-    indicators=IndicatorConfig(
-        vol_regime_window=40, corr_window=20, turbulence_window=30, sma_periods=(10, 30), return_horizons=(1, 5, 21)
-    ),
-    labels=LabelConfig(horizon=3, threshold_k=0.5),
-    dataset=DatasetConfig(seq_len=8, embargo=2),
-)
 
 
 def _panel(closes: list[float], opens: list[float] | None = None) -> Panel:

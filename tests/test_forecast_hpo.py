@@ -15,25 +15,19 @@ from typing import Any
 
 import optuna
 import pytest
+from builders import TINY
 from optuna.trial import TrialState
 
 from trading_core.config import Settings, get_settings
 from trading_core.data.ingest import ingest
 from trading_core.data.request import IngestRequest
 from trading_core.errors import ConfigError, DatasetNotFound
-from trading_core.features import DatasetConfig, FeatureSetConfig, IndicatorConfig, LabelConfig, build_feature_set
+from trading_core.features import build_feature_set
 from trading_core.forecast import hpo
 from trading_core.forecast.model import ForecasterConfig
 from trading_core.forecast.resolve import TrainingPlan, plan_training, resolve_feature_set_version
 from trading_core.forecast.train import TrainConfig
 
-TINY = FeatureSetConfig(
-    indicators=IndicatorConfig(
-        vol_regime_window=40, corr_window=20, turbulence_window=30, sma_periods=(10, 30), return_horizons=(1, 5, 21)
-    ),
-    labels=LabelConfig(horizon=3, threshold_k=0.5),
-    dataset=DatasetConfig(seq_len=8, embargo=2),
-)
 SURE_PRUNING = hpo.StudyStrategy(sampler_startup_trials=10, pruner_startup_trials=1, pruner_warmup_steps=0)
 
 

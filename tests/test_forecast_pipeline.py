@@ -13,6 +13,7 @@ import mlflow
 import numpy as np
 import pytest
 import torch
+from builders import TINY
 from mlflow.tracking import MlflowClient
 
 from trading_core.cli import main
@@ -21,10 +22,6 @@ from trading_core.data.ingest import ingest
 from trading_core.data.request import IngestRequest
 from trading_core.errors import ConfigError
 from trading_core.features import (
-    DatasetConfig,
-    FeatureSetConfig,
-    IndicatorConfig,
-    LabelConfig,
     build_feature_set,
     feature_store,
 )
@@ -34,13 +31,6 @@ from trading_core.forecast.pipeline import ForecasterRunResult, train_forecaster
 from trading_core.forecast.pyfunc_model import OUTPUT_COLUMNS
 from trading_core.forecast.train import TrainResult
 
-TINY = FeatureSetConfig(
-    indicators=IndicatorConfig(
-        vol_regime_window=40, corr_window=20, turbulence_window=30, sma_periods=(10, 30), return_horizons=(1, 5, 21)
-    ),
-    labels=LabelConfig(horizon=3, threshold_k=0.5),
-    dataset=DatasetConfig(seq_len=8, embargo=2),
-)
 TINY_MODEL: dict[str, Any] = {"ensemble_size": 2, "lstm_units": 16, "cnn_filters": [8], "attention_heads": 2}
 TINY_TRAIN: dict[str, Any] = {"epochs": 2, "patience": 5, "batch_size": 128}
 

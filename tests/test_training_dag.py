@@ -12,23 +12,17 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from builders import TINY
 
 from trading_core.config import Settings
 from trading_core.data.ingest import ingest
 from trading_core.data.request import IngestRequest
-from trading_core.features import DatasetConfig, FeatureSetConfig, IndicatorConfig, LabelConfig, build_feature_set
+from trading_core.features import build_feature_set
 from trading_core.forecast.model import ForecasterConfig
 from trading_core.forecast.resolve import TrainingPlan
 from trading_core.forecast.train import TrainConfig
 
 DAGS = Path(__file__).resolve().parents[1] / "dags"
-TINY = FeatureSetConfig(
-    indicators=IndicatorConfig(
-        vol_regime_window=40, corr_window=20, turbulence_window=30, sma_periods=(10, 30), return_horizons=(1, 5, 21)
-    ),
-    labels=LabelConfig(horizon=3, threshold_k=0.5),
-    dataset=DatasetConfig(seq_len=8, embargo=2),
-)
 TINY_RUN = {
     "hpo_workers": 2,
     "hpo_trials_per_worker": 1,
@@ -123,37 +117,16 @@ def test_the_setup_creates_a_missing_pool_and_keeps_an_existing_one(airflow_db: 
 
 def test_resolve_task_reads_the_newest_triggering_features_event(dagbag, settings: Settings) -> None:  # type: ignore[no-untyped-def]
     """An asset-triggered run: the newest features event's set wins; the study exists only with workers."""
-    from datetime import UTC, datetime
-
-    from airflow.sdk.api.datamodels._generated import AssetReferenceAssetEventDagRun
-    from airflow.sdk.execution_time.comms import AssetEventDagRunReferenceResult
-    from airflow.sdk.execution_time.context import TriggeringAssetEventsAccessor
+    from builders import TaskInstanceStub, asset_events
     from trading_assets import FEATURES
 
     from trading_core.forecast import hpo
 
-    def event(version: str, day: int) -> AssetEventDagRunReferenceResult:
-        return AssetEventDagRunReferenceResult(
-            asset=AssetReferenceAssetEventDagRun(name=FEATURES.name, uri=FEATURES.uri, extra={}),
-            extra={"feature_set_version": version},
-            source_task_id="merge",
-            source_dag_id="features",
-            source_run_id=f"asset_triggered__{day}",
-            source_map_index=-1,
-            source_aliases=[],
-            timestamp=datetime(2026, 1, day, tzinfo=UTC),
-        )
-
-    class TaskInstanceStub:
-        pushed: dict[str, dict[str, object]] = {}
-
-        def xcom_push(self, key: str, value: dict[str, object]) -> None:
-            self.pushed[key] = value
-
     version = _feature_set(settings)
     dag = dagbag.get_dag("training")
     resolve = dag.get_task("resolve").python_callable
-    events = TriggeringAssetEventsAccessor.build([event(version, 2), event("fs-0ld", 1)])  # not in time order
+    extras = [({"feature_set_version": version}, 2), ({"feature_set_version": "fs-0ld"}, 1)]  # not in time order
+    events = asset_events(FEATURES, extras, "features", "merge")
     ti = TaskInstanceStub()
     context = {"triggering_asset_events": events, "ti": ti, "dag": dag, "run_id": "asset_triggered__x"}
     assert resolve(None, params={**dag.params, "hpo_workers": 3}, **context) == [0, 1, 2]
