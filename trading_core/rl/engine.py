@@ -19,11 +19,13 @@ so the vectorised environment cannot drift from the single one.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from trading_core.errors import TradingError
 from trading_core.risk import ReturnsHistory, RiskManager, confidence_scale
+from trading_core.risk.manager import BatchDecision
 from trading_core.risk.limits import RiskLimits
 from trading_core.rl.config import EnvConfig
 from trading_core.rl.data import MarketData
@@ -40,6 +42,45 @@ def _rolling_mean(x: np.ndarray, window: int) -> np.ndarray:
     out[window:] = csum[window:] - csum[:-window]
     counts = np.minimum(np.arange(1, len(x) + 1), window)[:, None]
     return out / counts
+
+
+def execution_costs(
+    traded: np.ndarray, sigma: np.ndarray, adv_value: np.ndarray, cfg: EnvConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """(fees, impact) per asset of trading ``traded`` notional (>= 0) at one open.
+
+    fees = traded * (cost_bps + slippage_bps) / 1e4; impact = impact_coef * sigma * sqrt(traded / ADV) * traded,
+    with ``sigma`` (daily volatility) and ``adv_value`` (average daily dollar volume) known at the
+    decision bar. The backtest engine and the paper broker (:mod:`trading_core.rollout.broker`) both
+    call this: one execution model.
+    """
+    fees = traded * (cfg.cost_bps + cfg.slippage_bps) * 1e-4
+    impact = cfg.impact_coef * sigma * np.sqrt(traded / adv_value) * traded
+    return fees, impact
+
+
+def rolling_sigma_adv(close: np.ndarray, volume: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """(T, N) trailing daily volatility of simple returns and average dollar volume (floored at 1),
+    the inputs of :func:`execution_costs` at each bar (causal: row t uses bars <= t)."""
+    returns = np.zeros_like(close)
+    returns[1:] = close[1:] / close[:-1] - 1.0
+    mean_r = _rolling_mean(returns, window)
+    sigma = np.sqrt(np.maximum(_rolling_mean(returns**2, window) - mean_r**2, 0.0))
+    adv_value = np.maximum(_rolling_mean(close * volume, window), 1.0)
+    return sigma, adv_value
+
+
+class Decision(NamedTuple):
+    """What the engine decided at a bar, before any fill."""
+
+    action: np.ndarray
+    """(E, N) the policy's action clipped to [-1, 1]."""
+    scaled: np.ndarray
+    """(E, N) after confidence scaling (equal to ``action`` when scaling is off)."""
+    proposed: np.ndarray
+    """(E, N) proposed weights ``scaled * max_position``."""
+    risk: BatchDecision
+    """The risk manager's verdict: final weights, decision code, reasons, VaR."""
 
 
 @dataclass
@@ -73,9 +114,7 @@ class PortfolioEngine:
         self.returns = returns
         self.history = ReturnsHistory.from_returns(returns, limits.var_lookback)
         w = config.adv_window
-        mean_r = _rolling_mean(returns, w)
-        self.sigma = np.sqrt(np.maximum(_rolling_mean(returns**2, w) - mean_r**2, 0.0))
-        self.adv_value = np.maximum(_rolling_mean(close * data.volume, w), 1.0)
+        self.sigma, self.adv_value = rolling_sigma_adv(close, data.volume, w)
         self.market_vol = self.sigma.mean(axis=1)
         self.static_obs = self._static_observation()
         self.min_start = max(data.first_valid, config.window - 1, w, 1)
@@ -180,15 +219,26 @@ class PortfolioEngine:
 
     # -------------------------------------------------------------------------------------- step
 
-    def step(self, actions: np.ndarray) -> StepResult:
+    def decide(self, actions: np.ndarray) -> Decision:
+        """Step 1 at the current bars: action -> confidence scaling -> proposed weights -> RiskManager.
+
+        Advances the breaker state by one bar (like every call of the risk manager). The deployed
+        policy (:mod:`trading_core.registry.policy`) calls exactly this, so a live decision and a
+        backtest decision cannot differ."""
         cfg, d, lim = self.cfg, self.data, self.limits
-        t = self.t
         a = np.clip(np.asarray(actions, dtype=np.float64).reshape(self.n, d.n_assets), -1.0, 1.0)
-        forecast_t = d.forecast[t] if d.forecast is not None else None
+        raw = a.copy()
+        forecast_t = d.forecast[self.t] if d.forecast is not None else None
         if cfg.confidence_scaling and forecast_t is not None:
             a = confidence_scale(a, forecast_t[:, :, 3], slope=cfg.confidence_slope)
         proposed = a * lim.max_position
-        decision = self.risk.validate_batch(proposed, self.equity, t, self.history)
+        return Decision(raw, a, proposed, self.risk.validate_batch(proposed, self.equity, self.t, self.history))
+
+    def step(self, actions: np.ndarray) -> StepResult:
+        cfg, d, lim = self.cfg, self.data, self.limits
+        t = self.t
+        forecast_t = d.forecast[t] if d.forecast is not None else None
+        decision = self.decide(actions).risk
         w = decision.weights
         var_excess = np.maximum(decision.var_requested / lim.var_limit - 1.0, 0.0)
 
@@ -200,8 +250,9 @@ class PortfolioEngine:
         target = w * equity_open[:, None] / o
         trade = target - old_shares
         traded = np.abs(trade) * o
-        fees = traded.sum(axis=1) * (cfg.cost_bps + cfg.slippage_bps) * 1e-4
-        impact = (cfg.impact_coef * self.sigma[t] * np.sqrt(traded / self.adv_value[t]) * traded).sum(axis=1)
+        fees, impact_per_asset = execution_costs(traded, self.sigma[t], self.adv_value[t], cfg)
+        fees = fees.sum(axis=1)
+        impact = impact_per_asset.sum(axis=1)
         self.cash = self.cash - (trade * o).sum(axis=1) - fees - impact
         # Average entry price of the position (for unrealized P&L): adds average in, flips restart.
         same_side = np.sign(target) == np.sign(old_shares)
