@@ -164,6 +164,16 @@ class RiskManager:
         self._peak[sel] = eq
         self._cooldown[sel] = 0
 
+    def restore(self, peak: np.ndarray | float, cooldown: np.ndarray | int) -> None:
+        """Set every portfolio's breaker state (equity peak, flat bars left) as it was stored after a
+        previous bar: how a stateless deployed policy continues a portfolio's breaker where it stood."""
+        p = np.broadcast_to(np.asarray(peak, dtype=np.float64), (self.n_portfolios,))
+        c = np.broadcast_to(np.asarray(cooldown, dtype=np.int64), (self.n_portfolios,))
+        if not (np.isfinite(p).all() and (p > 0).all()) or (c < 0).any():
+            raise ValueError(f"peak must be finite and > 0 and cooldown >= 0, got {p} and {c}")
+        self._peak = p.copy()
+        self._cooldown = c.copy()
+
     @property
     def peak(self) -> np.ndarray:
         """(E,) equity peak since the last (re)start or re-arm (NaN before the first step)."""
