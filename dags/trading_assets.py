@@ -31,3 +31,7 @@ feature_set_version, dataset_version, metrics, params, seconds, device) and the 
 CANDIDATE_MODEL = Asset(name="candidate_model", uri="trading://models/candidate", group="trading")
 """A policy version registered in MLflow with alias ``candidate``; extra: name, version, alias, source
 and the training DAG run's references (feature set, forecaster, agent, walk-forward run)."""
+
+CHAMPION_MODEL = Asset(name="champion_model", uri="trading://models/champion", group="trading")
+"""The registered model's ``champion`` alias moved (promotion after an A/B, first champion, restore);
+extra: name, version, previous version, why. The drift monitor watches the champion."""

@@ -34,6 +34,16 @@ class Settings(BaseSettings):
     mlflow_artifact_root: Path | None = None
     """Where a local MLflow store keeps artifacts. Default: ``<home>/mlartifacts``."""
 
+    model_name: str = Field(default="trading-policy", pattern=r"^[A-Za-z0-9_.-]{1,100}$")
+    """Registered model of the policy versions (aliases candidate, challenger, champion)."""
+
+    mlflow_ui_url: str | None = None
+    """Base URL of the MLflow UI for links (task extra links, notes). Default: the tracking URI when it
+    is an http(s) server, else ``http://127.0.0.1:5000`` (``make ui``)."""
+
+    governance_policy: Path = Field(default=Path("config/governance.yaml"))
+    """The governance policy file (thresholds the gates check)."""
+
     airflow_home: Path | None = None
     """AIRFLOW_HOME of the embedded mode (demo, ``make ui``). Default: ``<home>/airflow``."""
 
@@ -79,6 +89,13 @@ class Settings(BaseSettings):
     @cached_property
     def resolved_mlflow_artifact_root(self) -> Path:
         return (self.mlflow_artifact_root or self.home / "mlartifacts").expanduser().resolve()
+
+    @cached_property
+    def resolved_mlflow_ui_url(self) -> str:
+        if self.mlflow_ui_url:
+            return self.mlflow_ui_url.rstrip("/")
+        uri = self.resolved_mlflow_tracking_uri
+        return uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
 
     @cached_property
     def resolved_airflow_home(self) -> Path:

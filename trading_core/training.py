@@ -112,6 +112,38 @@ def train_agent_step(
     return {**result.as_reference(), "reused": False}
 
 
+def policy_step(
+    settings: Settings, forecaster: Mapping[str, Any], agent: Mapping[str, Any], dag_run: str
+) -> dict[str, str]:
+    """Bundle the forecaster and the agent into the servable ``TradingPolicy`` and log it (experiment
+    ``policy``); a retry finds the policy run this DAG run already finished. Returns run_id, model_uri."""
+    from pathlib import Path
+
+    from mlflow.tracking import MlflowClient
+
+    from trading_core.registry.bundle import EXPERIMENT, build_policy, log_policy_run, policy_workdir
+    from trading_core.registry.candidate import find_finished_run
+
+    fsv = str(forecaster["feature_set_version"])
+    tags = {"airflow.dag_run": dag_run, "feature_set_version": fsv}
+    previous = find_finished_run(settings, EXPERIMENT, tags)
+    if previous:
+        run = MlflowClient(settings.resolved_mlflow_tracking_uri).get_run(previous)
+        if "model_uri" in run.data.tags:
+            return {"run_id": previous, "model_uri": run.data.tags["model_uri"]}
+    with policy_workdir() as tmp:
+        policy = build_policy(
+            settings,
+            feature_set_version=fsv,
+            forecaster_uri=str(forecaster["model_uri"]),
+            agent_uri=str(agent["model_uri"]),
+            workdir=Path(tmp),
+            lineage_extra={"forecaster_run": str(forecaster["run_id"]), "agent_run": str(agent["run_id"])},
+        )
+        run_id, model_uri = log_policy_run(settings, policy, tags=tags)
+    return {"run_id": run_id, "model_uri": model_uri}
+
+
 def register_step(
     settings: Settings,
     forecaster: Mapping[str, Any],
@@ -120,8 +152,9 @@ def register_step(
     dag_run: str,
     name: str | None = None,
 ) -> dict[str, Any]:
-    """Register the candidate (forecaster pyfunc + links to the agent and the validation run)."""
-    from trading_core.registry.candidate import DEFAULT_MODEL_NAME, register_candidate
+    """Log the ``TradingPolicy`` bundle and register it as the candidate version of ``name``, tagged
+    with lineage, the walk-forward metrics and links to the forecaster, agent, policy and validation runs."""
+    from trading_core.registry.candidate import register_candidate
 
     metrics = dict(validation.get("metrics") or {})
     metrics |= {
@@ -129,22 +162,24 @@ def register_step(
         for k, v in (forecaster.get("metrics") or {}).items()
         if k in ("test_accuracy", "test_majority_accuracy", "p_value_vs_majority")
     }
+    policy = policy_step(settings, forecaster, agent, dag_run)
     version = register_candidate(
         settings,
-        model_uri=str(forecaster["model_uri"]),
+        model_uri=policy["model_uri"],
         lineage={
             "dataset_version": str(forecaster["dataset_version"]),
             "feature_set_version": str(forecaster["feature_set_version"]),
         },
         metrics=metrics,
         links={
+            "policy_run": policy["run_id"],
             "forecaster_run": str(forecaster["run_id"]),
             "agent_run": str(agent["run_id"]),
             "agent_uri": str(agent["model_uri"]),
             "validation_run": str(validation.get("run_id")),
         },
         dag_run=dag_run,
-        name=name or DEFAULT_MODEL_NAME,
+        name=name or settings.model_name,
     )
     return version.as_reference()
 
@@ -183,7 +218,14 @@ def walk_forward_step(
         log.info("walk-forward already done by %s: run %s", dag_run, previous)
         return {"run_id": previous, "metrics": _summary_metrics_from_run(settings, previous), "reused": True}
     result = run_walk_forward(feature_set_version, settings, walk_forward_config_from_params(params), tags=tags)
-    return {**result.as_reference(), "metrics": summary_metrics(result.summary), "reused": False}
+    folds = fold_sharpe_metrics(result.table)
+    if folds:  # the governance policy's folds-passing check reads them (also when a retry reuses the run)
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(settings.resolved_mlflow_tracking_uri)
+        for key, value in folds.items():
+            client.log_metric(result.run_id, key, value)
+    return {**result.as_reference(), "metrics": summary_metrics(result.summary) | folds, "reused": False}
 
 
 HEADLINE_METRICS = ("sharpe", "total_return", "max_drawdown")
@@ -203,8 +245,34 @@ def summary_metrics(summary: Any) -> dict[str, float]:
     return out
 
 
+def fold_sharpe_metrics(table: Any) -> dict[str, float]:
+    """``wf_<strategy>_fold<k>_sharpe``: each test fold's Sharpe (mean over seeds, cost multiplier 1)."""
+    import math
+
+    rows = table[(table["fold"] >= 0) & (table["cost_multiplier"] == 1.0)]
+    means = rows.groupby(["strategy", "fold"])["sharpe"].mean()
+    return {f"wf_{s}_fold{int(f)}_sharpe": float(v) for (s, f), v in means.items() if math.isfinite(float(v))}
+
+
+def fold_sharpes(metrics: Mapping[str, Any], strategy: str) -> list[float] | None:
+    """The per-fold Sharpe ratios of ``strategy`` among ``metrics`` (None when there are none)."""
+    prefix, suffix = f"wf_{strategy}_fold", "_sharpe"
+    found = {}
+    for key, value in metrics.items():
+        middle = key[len(prefix) : -len(suffix)] if key.startswith(prefix) and key.endswith(suffix) else ""
+        if middle.isdigit():
+            found[int(middle)] = float(value)
+    return [found[k] for k in sorted(found)] or None
+
+
 def _summary_metrics_from_run(settings: Settings, run_id: str) -> dict[str, float]:
     from mlflow.tracking import MlflowClient
 
     metrics = MlflowClient(settings.resolved_mlflow_tracking_uri).get_run(run_id).data.metrics
-    return {k: float(v) for k, v in metrics.items() if k.endswith("_mean")}
+    out: dict[str, float] = {}
+    for key, value in metrics.items():  # the report logs <strategy>_<metric>_mean: the same names as summary_metrics
+        if key.startswith("wf_") and key.endswith("_sharpe"):
+            out[key] = float(value)  # per-fold Sharpe ratios (fold_sharpe_metrics)
+        elif key.endswith(tuple(f"_{m}_mean" for m in HEADLINE_METRICS)) or key.endswith("_sharpe_ci_low"):
+            out[f"wf_{key}"] = float(value)
+    return out

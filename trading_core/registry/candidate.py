@@ -24,7 +24,7 @@ from trading_core.forecast.tracking import git_sha, use_tracking_store
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL_NAME = "hybrid-trading-policy"
+DEFAULT_MODEL_NAME = "trading-policy"
 CANDIDATE = "candidate"
 
 

@@ -25,8 +25,8 @@ import numpy as np
 
 from trading_core.errors import TradingError
 from trading_core.risk import ReturnsHistory, RiskManager, confidence_scale
-from trading_core.risk.manager import BatchDecision
 from trading_core.risk.limits import RiskLimits
+from trading_core.risk.manager import BatchDecision
 from trading_core.rl.config import EnvConfig
 from trading_core.rl.data import MarketData
 
