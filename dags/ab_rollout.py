@@ -53,7 +53,12 @@ def _who(context: Any) -> dict[str, str]:
     doc_md=__doc__,
     default_args=DEFAULT_ARGS,
     params={
-        "model_name": Param("trading-policy", type="string", pattern=MODEL_NAME_PATTERN),
+        "model_name": Param(
+            None,
+            type=["null", "string"],
+            pattern=MODEL_NAME_PATTERN,
+            description="Registered model; empty = TRADING_MODEL_NAME.",
+        ),
         "ab_id": Param(None, type=["null", "string"], description="A/B to step; empty = the model's running A/B."),
         "until": Param(
             None,
@@ -72,7 +77,8 @@ def ab_rollout() -> None:
         from trading_core.rollout.ab import running_ab
 
         params = context["params"]
-        ab_id = params.get("ab_id") or running_ab(get_settings(), params["model_name"])
+        settings = get_settings()
+        ab_id = params.get("ab_id") or running_ab(settings, params.get("model_name") or settings.model_name)
         return {"ab_id": ab_id} if ab_id else None
 
     @task

@@ -55,7 +55,12 @@ NAME = "{{ ti.xcom_pull(task_ids='resolve_version')['name'] }}"
     doc_md=__doc__,
     default_args=DEFAULT_ARGS,
     params={
-        "model_name": Param("trading-policy", type="string", pattern=r"^[A-Za-z0-9_.-]{1,100}$"),
+        "model_name": Param(
+            None,
+            type=["null", "string"],
+            pattern=r"^[A-Za-z0-9_.-]{1,100}$",
+            description="Registered model; empty = TRADING_MODEL_NAME.",
+        ),
         "model_version": Param(
             None,
             type=["null", "string"],
@@ -104,7 +109,7 @@ def promotion() -> None:
         from trading_core.registry.aliases import CANDIDATE, alias_version, client_for
 
         params = context["params"]
-        name = params["model_name"]
+        name = params.get("model_name") or get_settings().model_name
         version = params.get("model_version")
         events = (context.get("triggering_asset_events") or {}).get(CANDIDATE_MODEL, [])
         if not version and events:
@@ -166,7 +171,9 @@ def promotion() -> None:
         poke_interval=APPROVAL_POKE_INTERVAL.total_seconds(), timeout=APPROVAL_TIMEOUT.total_seconds(),
     )  # fmt: skip
     hitl_approval = PolicyApprovalOperator(
-        task_id="hitl_approval", model_name=NAME, model_version=VERSION, response_timeout=APPROVAL_TIMEOUT,
+        task_id="hitl_approval",
+        retries=0,  # a retry would ask the reviewer again; no answer / a rejection fails the run
+        model_name=NAME, model_version=VERSION, response_timeout=APPROVAL_TIMEOUT,
         subject=f"Promote {NAME} v{VERSION} to challenger?",
         body=(f"{NAME} v{VERSION} passed the drift and governance gates.\n\n"
               "Review its metrics and gate results in the MLflow model registry (task link "

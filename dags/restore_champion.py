@@ -23,9 +23,14 @@ from trading_assets import CHAMPION_MODEL, DEFAULT_ARGS
     max_active_runs=1,
     tags=["trading", "governance"],
     doc_md=__doc__,
-    default_args={**DEFAULT_ARGS, "retries": 0},
+    default_args=DEFAULT_ARGS,
     params={
-        "model_name": Param("trading-policy", type="string", pattern=r"^[A-Za-z0-9_.-]{1,100}$"),
+        "model_name": Param(
+            None,
+            type=["null", "string"],
+            pattern=r"^[A-Za-z0-9_.-]{1,100}$",
+            description="Registered model; empty = TRADING_MODEL_NAME.",
+        ),
         "reason": Param("manual restore", type="string", minLength=3, description="Why (kept in the audit table)."),
     },
 )
@@ -36,9 +41,9 @@ def restore_champion() -> None:
         from trading_core.registry.aliases import restore_previous_champion
 
         dag_id, run_id = context["dag"].dag_id, context["run_id"]
-        params = context["params"]
+        params, settings = context["params"], get_settings()
         change = restore_previous_champion(
-            get_settings(), params["model_name"], reason=params["reason"],
+            settings, params.get("model_name") or settings.model_name, reason=params["reason"],
             actor=f"airflow:{dag_id}/{run_id}/restore", dag_run=f"{dag_id}:{run_id}",
         )  # fmt: skip
         outlet_events[CHAMPION_MODEL].extra = {**change.as_dict(), "reason": params["reason"]}

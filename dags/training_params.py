@@ -71,9 +71,9 @@ TRAINING_PARAMS = {
     "wf_timesteps": Param(10000, type="integer", minimum=100, description="Agent env steps per fold."),
     "wf_epochs": Param(5, type="integer", minimum=1, description="Forecaster epochs per fold."),
     "model_name": Param(
-        "trading-policy",
-        type="string",
+        None,
+        type=["null", "string"],
         pattern=r"^[A-Za-z0-9_.-]{1,100}$",
-        description="Registered model that receives the candidate version.",
+        description="Registered model of the candidate version; empty = TRADING_MODEL_NAME (trading-policy).",
     ),
 }

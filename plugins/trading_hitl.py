@@ -13,14 +13,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from airflow.providers.standard.exceptions import HITLRejectException, HITLTriggerEventError
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import Param
+from airflow.sdk.exceptions import AirflowFailException
+from trading_gates import MLflowModelVersionLink
 
 
 class PolicyApprovalOperator(ApprovalOperator):
     """Approve or reject ``model_name`` v``model_version``; the answer lands in MLflow and the audit table."""
 
     template_fields = (*ApprovalOperator.template_fields, "model_name", "model_version")
+    operator_extra_links = (MLflowModelVersionLink(),)
+    """The reviewer's way to the evidence: the version's page in the MLflow UI."""
 
     def __init__(self, *, model_name: str, model_version: str, **kwargs: Any) -> None:
         kwargs.setdefault(
@@ -41,7 +46,7 @@ class PolicyApprovalOperator(ApprovalOperator):
             if event.get("error_type") == "timeout":
                 waited = self.response_timeout.total_seconds() if self.response_timeout else 0.0
                 record_timeout(settings, "approval", self.model_name, self.model_version, waited_s=waited, **who)
-            return super().execute_complete(context, event)  # raises: no answer, no promotion
+            return self._final(context, event)  # raises: no answer, no promotion
         user = event.get("responded_by_user") or {}
         reviewer = user.get("name") or user.get("id") if isinstance(user, dict) else str(user)
         comment = str((event.get("params_input") or {}).get("comment") or "")
@@ -50,4 +55,12 @@ class PolicyApprovalOperator(ApprovalOperator):
             settings, self.model_name, self.model_version, approved=approved, reviewer=reviewer, comment=comment,
             actor=reviewer or who["actor"], dag_run=who["dag_run"],
         )  # fmt: skip
-        return super().execute_complete(context, event)  # a rejection raises (fail_on_reject=True)
+        return self._final(context, event)  # a rejection raises (fail_on_reject=True)
+
+    def _final(self, context: Any, event: dict[str, Any]) -> Any:
+        """The base class's verdict, with a rejection or a timeout as a failure that is never retried
+        (a retry would ask the reviewer again)."""
+        try:
+            return super().execute_complete(context, event)
+        except (HITLRejectException, HITLTriggerEventError) as exc:
+            raise AirflowFailException(f"{self.model_name} v{self.model_version} not approved: {exc}") from exc

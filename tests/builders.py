@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
+
+import numpy as np
+import pandas as pd
 
 from trading_core.features import DatasetConfig, FeatureSetConfig, IndicatorConfig, LabelConfig
 
@@ -48,3 +52,50 @@ class TaskInstanceStub:
 
     def xcom_push(self, key: str, value: Any) -> None:
         self.pushed[key] = value
+
+
+def trending_market(path: Path, days: int = 520, drift: float = 0.004, vol: float = 0.008, seed: int = 7) -> Path:
+    """Three symbols on business days with a strong planted drift (daily Sharpe ~0.5 per symbol)."""
+    rng = np.random.default_rng(seed)
+    stamps = pd.bdate_range("2022-01-03", periods=days)
+    frames = []
+    for k, symbol in enumerate(("AAA", "BBB", "CCC")):
+        log_close = np.log(50.0 + 10 * k) + np.cumsum(drift + vol * rng.standard_normal(days))
+        close = np.exp(log_close)
+        open_ = close * np.exp(0.002 * rng.standard_normal(days))
+        high = np.maximum(open_, close) * (1 + 0.004 * rng.random(days))
+        low = np.minimum(open_, close) * (1 - 0.004 * rng.random(days))
+        volume = rng.uniform(2e7, 9e7, days) / close  # a stationary dollar volume: liquidity does not drift
+        frames.append(pd.DataFrame({"timestamp": stamps, "symbol": symbol, "open": open_, "high": high, "low": low,
+                                    "close": close, "volume": volume}))  # fmt: skip
+    pd.concat(frames).to_csv(path, index=False)
+    return path
+
+
+GOOD_METRICS = {
+    "wf_hybrid_rl_sharpe_mean": 1.2,
+    "wf_hybrid_rl_sharpe_ci_low": 0.3,
+    "wf_hybrid_rl_max_drawdown_mean": 0.08,
+    "wf_hybrid_rl_fold0_sharpe": 1.1,
+    "wf_hybrid_rl_fold1_sharpe": 0.7,
+    "wf_hybrid_rl_fold2_sharpe": 1.6,
+}
+"""Walk-forward metrics that pass config/governance.yaml (registered by the tests with a baseline policy)."""
+
+
+def register_baseline(
+    settings: Any, fsv: str, workdir: Path, actions: list[float] | None, metrics: dict[str, float], tag: str,
+    name: str = "trading-policy",
+) -> str:  # fmt: skip
+    """Log a constant-mix policy on feature set ``fsv`` and register it as a candidate; returns its version."""
+    from trading_core.registry.bundle import baseline_policy, log_policy_run
+    from trading_core.registry.candidate import register_candidate
+
+    policy = baseline_policy(settings, feature_set_version=fsv, kind="constant_mix", constant_actions=actions,
+                             workdir=workdir / f"build-{tag}")  # fmt: skip
+    run_id, uri = log_policy_run(settings, policy, tags={"test": tag})
+    version = register_candidate(
+        settings, model_uri=uri, lineage={"feature_set_version": fsv}, metrics=metrics,
+        links={"policy_run": run_id}, dag_run=f"test:{tag}", name=name,
+    )  # fmt: skip
+    return version.version

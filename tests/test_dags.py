@@ -38,7 +38,7 @@ def dagbag(airflow_db: Path):  # type: ignore[no-untyped-def]
 
 def test_dagbag_has_no_import_errors(dagbag) -> None:  # type: ignore[no-untyped-def]
     assert dagbag.import_errors == {}
-    assert {"market_data", "features", "training"} <= set(dagbag.dags)
+    assert {"market_data", "features", "training", "promotion", "ab_rollout", "restore_champion"} <= set(dagbag.dags)
 
 
 def test_every_dag_is_documented_owned_tagged_and_retried(dagbag) -> None:  # type: ignore[no-untyped-def]
@@ -47,7 +47,8 @@ def test_every_dag_is_documented_owned_tagged_and_retried(dagbag) -> None:  # ty
         assert dag.doc_md and len(dag.doc_md) > 100, dag_id
         for task in dag.tasks:
             assert task.owner == "ml-platform", (dag_id, task.task_id)
-            assert task.retries >= 1, (dag_id, task.task_id)
+            human = type(task).__name__ == "PolicyApprovalOperator"  # a retry would ask the reviewer again
+            assert task.retries >= 1 or (human and task.retries == 0), (dag_id, task.task_id)
 
 
 def test_dag_files_import_no_heavy_library_at_top_level() -> None:

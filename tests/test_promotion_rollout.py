@@ -14,9 +14,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
-from builders import TINY
+from builders import GOOD_METRICS as GOOD
+from builders import TINY, register_baseline, trending_market
 from mlflow.tracking import MlflowClient
 
 from trading_core.config import Settings, get_settings
@@ -24,40 +24,12 @@ from trading_core.data.ingest import ingest
 from trading_core.data.request import IngestRequest
 from trading_core.db.audit import list_events
 from trading_core.features import build_feature_set
-from trading_core.registry.bundle import baseline_policy, log_policy_run
-from trading_core.registry.candidate import register_candidate
 
 pytestmark = pytest.mark.airflow
 
 DAGS = Path(__file__).resolve().parents[1] / "dags"
 NAME = "trading-policy"
-GOOD = {
-    "wf_hybrid_rl_sharpe_mean": 1.2,
-    "wf_hybrid_rl_sharpe_ci_low": 0.3,
-    "wf_hybrid_rl_max_drawdown_mean": 0.08,
-    "wf_hybrid_rl_fold0_sharpe": 1.1,
-    "wf_hybrid_rl_fold1_sharpe": 0.7,
-    "wf_hybrid_rl_fold2_sharpe": 1.6,
-}
 AB_START = "2023-06-30"
-
-
-def trending_market(path: Path, days: int = 520, drift: float = 0.004, vol: float = 0.008, seed: int = 7) -> Path:
-    """Three symbols on business days with a strong planted drift (daily Sharpe ~0.5 per symbol)."""
-    rng = np.random.default_rng(seed)
-    stamps = pd.bdate_range("2022-01-03", periods=days)
-    frames = []
-    for k, symbol in enumerate(("AAA", "BBB", "CCC")):
-        log_close = np.log(50.0 + 10 * k) + np.cumsum(drift + vol * rng.standard_normal(days))
-        close = np.exp(log_close)
-        open_ = close * np.exp(0.002 * rng.standard_normal(days))
-        high = np.maximum(open_, close) * (1 + 0.004 * rng.random(days))
-        low = np.minimum(open_, close) * (1 - 0.004 * rng.random(days))
-        volume = rng.uniform(2e7, 9e7, days) / close  # a stationary dollar volume: liquidity does not drift
-        frames.append(pd.DataFrame({"timestamp": stamps, "symbol": symbol, "open": open_, "high": high, "low": low,
-                                    "close": close, "volume": volume}))  # fmt: skip
-    pd.concat(frames).to_csv(path, index=False)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -78,16 +50,8 @@ def world(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path) -> Iterato
 
 
 def register(world: dict, kind: str, actions: list[float] | None, metrics: dict, tag: str) -> str:
-    settings: Settings = world["settings"]
-    policy = baseline_policy(settings, feature_set_version=world["fsv"], kind="constant_mix",
-                             constant_actions=actions, workdir=world["home"] / f"build-{tag}")  # fmt: skip
-    run_id, uri = log_policy_run(settings, policy, tags={"test": tag})
-    version = register_candidate(
-        settings, model_uri=uri, lineage={"feature_set_version": world["fsv"]}, metrics=metrics,
-        links={"policy_run": run_id}, dag_run=f"test:{tag}", name=NAME,
-    )  # fmt: skip
     assert kind == "constant_mix"
-    return version.version
+    return register_baseline(world["settings"], world["fsv"], world["home"], actions, metrics, tag, NAME)
 
 
 def approve(settings: Settings, version: str, verdict: str = "approved", comment: str = "") -> None:

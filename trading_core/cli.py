@@ -14,6 +14,7 @@ trading train-agent --algo ppo --pure-rl --timesteps 20000          # the same w
 trading db upgrade               # apply migrations to the app DB
 trading demo                     # the ingest and features DAGs end to end on the embedded default
 trading ui                       # Airflow + MLflow UIs on the local stores
+trading registry gates|approve|aliases, trading ab status|step, trading audit   (see trading_core/cli_registry.py)
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from trading_core import cli_registry
 from trading_core.config import Settings, get_settings
 from trading_core.errors import ConfigError, TradingError
 
@@ -405,8 +407,32 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     print(f"\nRunning DAG training with airflow dags test on {feature_set.version} ...", flush=True)
     run_dag_test(settings, "training", {"feature_set_version": feature_set.version, **DEMO_TRAINING_CONF})
     _print_candidate(settings)
+    _print_gates(settings)
     print("Airflow / MLflow UIs: make ui  (Airflow http://127.0.0.1:8080, MLflow http://127.0.0.1:5000)")
     return 0
+
+
+def _print_gates(settings: Settings) -> None:
+    """The candidate through the drift and governance gates (what the promotion DAG checks first)."""
+    from trading_core.registry.aliases import CANDIDATE, alias_version, client_for
+    from trading_core.registry.gates import drift_gate, governance_gate
+
+    name = settings.model_name
+    version = alias_version(client_for(settings), name, CANDIDATE)
+    if version is None:
+        return
+    print(f"\n=== promotion gates: {name} v{version} ===")
+    outcomes = [gate(settings, name, version, actor="trading demo") for gate in (drift_gate, governance_gate)]
+    for outcome in outcomes:
+        print(f"{outcome.gate:<15} : {outcome.status}")
+        for reason in outcome.reasons:
+            print(f"                  {reason}")
+    if all(o.status == "passed" for o in outcomes):
+        print(f"next            : trading registry approve {version}  (or tag approval=approved in the MLflow UI),")
+        print("                  then the promotion DAG makes it the challenger (docs/registry.md)")
+    else:
+        print("next            : not promotable as trained: the gates fail closed (thresholds: config/governance.yaml)")
+    print("audit           : trading audit --limit 5")
 
 
 def _print_candidate(settings: Settings) -> None:
@@ -416,15 +442,16 @@ def _print_candidate(settings: Settings) -> None:
     from mlflow.tracking import MlflowClient
 
     from trading_core.forecast.tracking import use_tracking_store
-    from trading_core.registry.candidate import CANDIDATE, DEFAULT_MODEL_NAME
+    from trading_core.registry.candidate import CANDIDATE
 
+    model_name = settings.model_name
     use_tracking_store(settings)
     client = MlflowClient(settings.resolved_mlflow_tracking_uri)
-    version = client.get_model_version_by_alias(DEFAULT_MODEL_NAME, CANDIDATE)
+    version = client.get_model_version_by_alias(model_name, CANDIDATE)
     validation_run = version.tags.get("link.validation_run")
     print("\n=== training: candidate registered ===")
     print(
-        f"model version   : {DEFAULT_MODEL_NAME} v{version.version} (alias '{CANDIDATE}', approval "
+        f"model version   : {model_name} v{version.version} (alias '{CANDIDATE}', approval "
         f"{version.tags.get('approval')})"
     )
     print(
@@ -647,6 +674,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_ui)
 
     sub.add_parser("info", help="show the resolved settings").set_defaults(func=_info)
+    cli_registry.add_parsers(sub)
     return parser
 
 
@@ -658,7 +686,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
     try:
-        return int(args.func(args, get_settings()))
+        settings = get_settings()
+        if getattr(args, "model", "unset") is None:
+            args.model = settings.model_name
+        return int(args.func(args, settings))
     except (TradingError, ValidationError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     seed: int = 42
     """Default seed for anything random (synthetic market, model initialisation)."""
 
-    @field_validator("home", "dags_folder", "plugins_folder", mode="after")
+    @field_validator("home", "dags_folder", "plugins_folder", "governance_policy", mode="after")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()

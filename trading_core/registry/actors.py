@@ -51,7 +51,7 @@ def _json_kwargs(agent: BaseAlgorithm, name: str) -> dict[str, Any]:
 def _policy_class(algo: str) -> type[BasePolicy]:
     if algo not in ALGORITHMS:
         raise ConfigError(f"unknown algorithm {algo!r}; expected one of {sorted(ALGORITHMS)}")
-    return ALGORITHMS[algo].policy_aliases["MlpPolicy"]  # type: ignore[return-value]
+    return ALGORITHMS[algo].policy_aliases["MlpPolicy"]
 
 
 class AgentActor:

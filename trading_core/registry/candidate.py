@@ -55,6 +55,33 @@ def find_finished_run(settings: Settings, experiment: str, tags: Mapping[str, st
     return runs[0].info.run_id if runs else None
 
 
+HEADLINES = ("sharpe_mean", "sharpe_ci_low", "max_drawdown_mean", "total_return_mean")
+
+
+def describe_version(
+    lineage: Mapping[str, str], metrics: Mapping[str, float], links: Mapping[str, str], dag_run: str | None
+) -> str:
+    """The version's description in the MLflow UI (Markdown): what it is, where it came from, how it did."""
+    lines = [
+        "**Candidate trading policy** (CNN+LSTM forecaster + RL agent + risk manager), awaiting the promotion gates.",
+        "",
+        f"* data: `{lineage.get('dataset_version', '?')}` -> features `{lineage.get('feature_set_version', '?')}`",
+        f"* registered by: `{dag_run or 'a direct call'}`, code `{git_sha()[:10]}`",
+    ]
+    strategies = sorted(
+        {k[3:].rsplit("_sharpe_mean", 1)[0] for k in metrics if k.startswith("wf_") and k.endswith("_sharpe_mean")}
+    )
+    if strategies:
+        lines += ["", "| walk-forward strategy | Sharpe | CI low | max DD | return |", "|---|---|---|---|---|"]
+        for strategy in strategies:
+            cells = [metrics.get(f"wf_{strategy}_{h}") for h in HEADLINES]
+            lines.append(f"| {strategy} | " + " | ".join("-" if v is None else f"{float(v):.3f}" for v in cells) + " |")
+    if links:
+        lines += ["", "runs: " + ", ".join(f"{k} `{v}`" for k, v in links.items())]
+    lines += ["", "Approve: tag `approval=approved` (or `rejected` with `approval_comment`)."]
+    return "\n".join(lines)
+
+
 def register_candidate(
     settings: Settings,
     *,
@@ -93,6 +120,7 @@ def register_candidate(
     if dag_run:
         tags["airflow.dag_run"] = dag_run
     version = mlflow.register_model(model_uri, name, tags=tags)
+    client.update_model_version(name, version.version, description=describe_version(lineage, metrics, links, dag_run))
     client.set_registered_model_alias(name, CANDIDATE, version.version)
     log.info("registered %s version %s from %s as %r", name, version.version, model_uri, CANDIDATE)
     return CandidateVersion(name, str(version.version), CANDIDATE, model_uri, False)

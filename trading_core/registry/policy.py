@@ -260,7 +260,7 @@ class TradingPolicy:
         lagging = sorted(set(self.symbols) - set(frame.loc[frame["timestamp"] == last, "symbol"]))
         if lagging:
             raise DataQualityError(f"no bar at the decision time {last} for symbol(s) {lagging}")
-        groups = {}
+        groups: dict[str, list[str]] = {}
         for spec in self.manifest["features"]:
             groups.setdefault(str(spec["group"]), []).append(str(spec["name"]))
         forecast_panel = forecasts[["timestamp", "symbol", *FORECAST_COLUMNS]] if forecasts is not None else None

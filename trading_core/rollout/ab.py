@@ -188,25 +188,33 @@ def step_ab(settings: Settings, ab_id: str, until: Any, *, max_bars: int | None 
     for bar in stamps:
         known = window[all_stamps <= bar]
         for arm, policy in policies.items():
-            account = accounts[arm]
-            today = known[pd.to_datetime(known["timestamp"], utc=True) == bar]
-            row = broker.mark_bar(url, account, bar, today[today["symbol"].isin(policy.symbols)])
-            state = broker.account_state(url, account)
-            bars = _last_bars(known, policy.universe, max(history, policy.min_history))
-            out = policy.decide(bars, _policy_state(state, policy.symbols))
-            broker.record_decision(
-                url, account, bar,
-                target_weights=dict(zip(out["symbol"], out["target_weight"].astype(float), strict=True)),
-                sigma=dict(zip(out["symbol"], out["sigma"].astype(float), strict=True)),
-                adv_value=dict(zip(out["symbol"], out["adv_value"].astype(float), strict=True)),
-                policy_output=_output_record(out),
-                risk_state=_risk_state(out),
-            )  # fmt: skip
+            row, out = book_bar(url, accounts[arm], bar, known, policy, history)
             equity[arm] = row.equity
             verdicts[arm] = str(out["risk_decision"].iloc[0])
         booked.append(str(bar.date()))
     log.info("A/B %s: booked %d bar(s) up to %s", ab_id, len(booked), booked[-1] if booked else "-")
     return ABStep(ab_id, booked, equity, verdicts)
+
+
+def book_bar(
+    url: str, account: str, bar: pd.Timestamp, known: pd.DataFrame, policy: Any, history: int
+) -> tuple[broker.EquityRow, pd.DataFrame]:
+    """One arm at one bar: fill the pending order at the bar's open and mark the close (broker), then
+    the policy decides at that close on the last ``history`` bars of ``known`` (bars up to ``bar``)."""
+    today = known[pd.to_datetime(known["timestamp"], utc=True) == bar]
+    row = broker.mark_bar(url, account, bar, today[today["symbol"].isin(policy.symbols)])
+    state = broker.account_state(url, account)
+    bars = _last_bars(known, policy.universe, max(history, policy.min_history))
+    out = policy.decide(bars, _policy_state(state, policy.symbols))
+    broker.record_decision(
+        url, account, bar,
+        target_weights=dict(zip(out["symbol"], out["target_weight"].astype(float), strict=True)),
+        sigma=dict(zip(out["symbol"], out["sigma"].astype(float), strict=True)),
+        adv_value=dict(zip(out["symbol"], out["adv_value"].astype(float), strict=True)),
+        policy_output=_output_record(out),
+        risk_state=_risk_state(out),
+    )  # fmt: skip
+    return row, out
 
 
 def _risk_state(out: pd.DataFrame) -> dict[str, Any]:
