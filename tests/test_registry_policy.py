@@ -150,3 +150,18 @@ def test_pyfunc_loads_by_alias_in_a_fresh_process_and_matches(trained: dict, tmp
     assert not [f for f in files if f.endswith((".pkl", ".pickle", ".zip"))], files
     meta = (local / "MLmodel").read_text()
     assert "signature" in meta and "min_history" in meta and "params" in meta
+
+
+def test_a_symbol_with_missing_bars_still_gets_a_decision(trained: dict) -> None:
+    """Quarantined rows leave gaps: the per-symbol tail still feeds min_history bars to every symbol."""
+    from trading_core.data.ingest import load_dataset
+    from trading_core.registry.policy import tail_bars
+
+    policy: TradingPolicy = trained["policy"]
+    bars = load_dataset(policy.spec.lineage["dataset_version"], trained["settings"])
+    victim = policy.universe[0]
+    rows = bars.index[bars["symbol"] == victim][-60:-55]  # five bars missing inside the window
+    gappy = tail_bars(bars.drop(index=rows), policy.universe, policy.min_history)
+    assert (gappy.groupby("symbol").size() == policy.min_history).all()
+    out = policy.decide(gappy)
+    assert list(out["symbol"]) == policy.symbols and out["target_weight"].notna().all()

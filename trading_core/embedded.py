@@ -44,6 +44,7 @@ def airflow_env(settings: Settings, api_port: int = 8080) -> dict[str, str]:
             # Tasks must see the same platform home as the process that started Airflow.
             "TRADING_HOME": str(settings.home),
             "MLFLOW_DISABLE_TELEMETRY": env.get("MLFLOW_DISABLE_TELEMETRY", "true"),
+            "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": env.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false"),
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
         }
     )

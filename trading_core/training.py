@@ -234,15 +234,15 @@ HEADLINE_METRICS = ("sharpe", "total_return", "max_drawdown")
 def summary_metrics(summary: Any) -> dict[str, float]:
     """``wf_<strategy>_<metric>_mean`` for the headline metrics of a walk-forward summary, and the
     lower bound of each strategy's Sharpe interval (``wf_<strategy>_sharpe_ci_low``)."""
+    import math
+
     out: dict[str, float] = {}
     for row in summary.to_dict("records"):
         for metric in HEADLINE_METRICS:
-            value = row.get(f"{metric}_mean")
-            if value is not None:
-                out[f"wf_{row['strategy']}_{metric}_mean"] = float(value)
-        if row.get("sharpe_ci_low") is not None:  # the governance policy's lower-bound check needs it
-            out[f"wf_{row['strategy']}_sharpe_ci_low"] = float(row["sharpe_ci_low"])
-    return out
+            out[f"wf_{row['strategy']}_{metric}_mean"] = row.get(f"{metric}_mean")
+        out[f"wf_{row['strategy']}_sharpe_ci_low"] = row.get("sharpe_ci_low")  # the governance lower-bound check
+    # NaN (e.g. no interval from one seed) is no evidence: left out, so the gate that needs it fails closed.
+    return {k: float(v) for k, v in out.items() if v is not None and math.isfinite(float(v))}
 
 
 def fold_sharpe_metrics(table: Any) -> dict[str, float]:

@@ -31,7 +31,7 @@ from trading_core.features.store import FeatureSet
 from trading_core.forecast import tracking
 from trading_core.forecast.pyfunc_model import ARTIFACTS, load_ensemble
 from trading_core.registry.actors import AgentActor
-from trading_core.registry.policy import PolicyKind, PolicySpec, TradingPolicy
+from trading_core.registry.policy import PolicyKind, PolicySpec, TradingPolicy, tail_bars
 from trading_core.registry.reference import write_reference
 from trading_core.rl.config import EnvConfig
 
@@ -163,11 +163,9 @@ def baseline_policy(
 
 
 def example_bars(settings: Settings, policy: TradingPolicy, dataset_version: str | None = None) -> pd.DataFrame:
-    """The last ``min_history`` bars of the policy's dataset: the logged input example."""
+    """Each universe symbol's last ``min_history`` bars of the policy's dataset: the logged input example."""
     bars = load_dataset(dataset_version or policy.spec.lineage["dataset_version"], settings)
-    bars = bars[bars["symbol"].isin(policy.universe)]
-    stamps = np.sort(bars["timestamp"].unique())[-policy.min_history :]
-    return bars[bars["timestamp"].isin(stamps)].reset_index(drop=True)
+    return tail_bars(bars, policy.universe, policy.min_history)
 
 
 def log_policy_run(

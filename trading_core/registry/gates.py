@@ -135,14 +135,12 @@ def governance_gate(
 
 def recent_bars(settings: Settings, feed: str, interval: str, symbols: list[str], n_bars: int,
                 end: pd.Timestamp | None = None) -> pd.DataFrame:  # fmt: skip
-    """The last ``n_bars`` timestamps (up to ``end``, inclusive) of ``symbols`` in the lake."""
+    """Each of ``symbols``' last ``n_bars`` bars (up to ``end``, inclusive) in the lake."""
     from trading_core.data.lake import Lake
+    from trading_core.registry.policy import tail_bars
 
     bars = Lake(settings.lake_dir).read(feed, interval, symbols, end=end)
-    if bars.empty:
-        return bars
-    stamps = pd.Series(bars["timestamp"].unique()).sort_values()
-    return bars[bars["timestamp"].isin(stamps.iloc[-n_bars:])].reset_index(drop=True)
+    return bars if bars.empty else tail_bars(bars, symbols, n_bars)
 
 
 def load_version_policy(settings: Settings, name: str, version: str, dst: Path) -> Any:

@@ -49,6 +49,9 @@ from trading_core.rl.data import FORECAST_COLUMNS, MarketData
 from trading_core.rl.engine import PortfolioEngine
 
 FORMAT_VERSION = 1
+HISTORY_MARGIN = 10
+"""Bars beyond the strict warm-up in ``min_history``: a few missing bars of one symbol (quarantined
+rows) drop timestamps from the decision panel, which needs every symbol at every row."""
 PolicyKind = Literal["agent", "forecaster_rule", "constant_mix"]
 BAR_COLUMNS: tuple[str, ...] = ("timestamp", "symbol", "open", "high", "low", "close", "volume")
 """The input frame: recent OHLCV bars, one row per (timestamp, symbol), every policy symbol at every timestamp."""
@@ -89,6 +92,13 @@ class PolicySpec(BaseModel):
     """kind 'forecaster_rule': see :func:`trading_core.backtest.strategies.forecaster_rule_policy`."""
     lineage: dict[str, str] = {}
     """dataset_version, feature_set_version, feed, interval, forecaster/agent runs, git sha."""
+
+
+def tail_bars(bars: pd.DataFrame, symbols: list[str], n: int) -> pd.DataFrame:
+    """Each symbol's last ``n`` bars (per symbol, not the last ``n`` timestamps: a symbol with gaps
+    still gets ``n`` bars), sorted by (symbol, timestamp)."""
+    frame = bars[bars["symbol"].isin(symbols)].sort_values(["symbol", "timestamp"], kind="stable")
+    return frame.groupby("symbol", sort=False).tail(n).reset_index(drop=True)
 
 
 @dataclass(frozen=True)
@@ -189,7 +199,8 @@ class TradingPolicy:
         the observation window and the VaR / ADV look-backs. More history makes recursive
         indicators (EMA, RSI) closer to the values the model was trained on; use 2x in production."""
         env = self.spec.env
-        return max(max_warmup(self.feature_config) + env.window, env.risk.var_lookback + 2, env.adv_window + 2) + 2
+        needed = max(max_warmup(self.feature_config) + env.window, env.risk.var_lookback + 2, env.adv_window + 2)
+        return needed + HISTORY_MARGIN
 
     # -------------------------------------------------------------------------------- stages
 

@@ -30,6 +30,7 @@ from trading_core.db import session_scope, upgrade_database
 from trading_core.db.audit import record_event
 from trading_core.db.models import ABTest
 from trading_core.errors import DataQualityError, TradingError
+from trading_core.registry.policy import tail_bars
 from trading_core.rollout import broker
 from trading_core.rollout.sequential import SequentialConfig, SequentialResult, decide
 
@@ -204,7 +205,7 @@ def book_bar(
     today = known[pd.to_datetime(known["timestamp"], utc=True) == bar]
     row = broker.mark_bar(url, account, bar, today[today["symbol"].isin(policy.symbols)])
     state = broker.account_state(url, account)
-    bars = _last_bars(known, policy.universe, max(history, policy.min_history))
+    bars = tail_bars(known, policy.universe, max(history, policy.min_history))
     out = policy.decide(bars, _policy_state(state, policy.symbols))
     broker.record_decision(
         url, account, bar,
@@ -226,12 +227,6 @@ def _risk_state(out: pd.DataFrame) -> dict[str, Any]:
         "halted": first["risk_decision"] == "halted",
         "var": float(first["var"]),
     }
-
-
-def _last_bars(bars: pd.DataFrame, universe: list[str], n: int) -> pd.DataFrame:
-    frame = bars[bars["symbol"].isin(universe)]
-    stamps = np.sort(frame["timestamp"].unique())[-n:]
-    return frame[frame["timestamp"].isin(stamps)]
 
 
 def _output_record(out: pd.DataFrame) -> dict[str, Any]:
