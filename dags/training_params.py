@@ -76,4 +76,10 @@ TRAINING_PARAMS = {
         pattern=r"^[A-Za-z0-9_.-]{1,100}$",
         description="Registered model of the candidate version; empty = TRADING_MODEL_NAME (trading-policy).",
     ),
+    "trigger_reason": Param(
+        None, type=["null", "string"], description="Why this run started (the drift monitor writes its finding here)."
+    ),
+    "drift_check_id": Param(
+        None, type=["null", "string", "integer"], description="The drift_checks row that triggered this run."
+    ),
 }

@@ -11,6 +11,8 @@
 * ``paper_accounts``, ``paper_decisions``, ``paper_fills``, ``paper_equity``: the A/B paper-trading
   books, one account per (A/B test, arm); enough to replay every fill and mark (see
   :mod:`trading_core.rollout.broker`).
+* ``drift_checks``: one row per drift / performance-decay check of a model, its verdict and the training run it
+  started, if any (see :mod:`trading_core.monitoring.store`).
 """
 
 from __future__ import annotations
@@ -225,3 +227,33 @@ class PaperEquity(Base):
     drawdown: Mapped[float] = mapped_column(Float)
     costs: Mapped[float] = mapped_column(Float)
     """Fees + impact paid at this bar's open."""
+
+
+class DriftCheck(Base):
+    """One drift / decay check of a model version: the window it looked at, the feature and prediction drift
+    shares, the decay figures, the verdict, and the training DAG run it triggered (the retraining cooldown
+    reads the newest such run)."""
+
+    __tablename__ = "drift_checks"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    model_name: Mapped[str] = mapped_column(String(200), index=True)
+    version: Mapped[str | None] = mapped_column(String(32))
+    window_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    window_end: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    drift_share: Mapped[float | None] = mapped_column(Float)
+    """Share of drifted features (None: feature drift not measured)."""
+    drifted_columns: Mapped[list[str]] = mapped_column(JSON)
+    prediction_drift_share: Mapped[float | None] = mapped_column(Float)
+    decay: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    """:meth:`DecayResult.as_dict` (None: decay not measured)."""
+    decision: Mapped[str] = mapped_column(String(32))
+    """ok | drift | decay | drift+decay | error"""
+    reason: Mapped[str] = mapped_column(Text)
+    triggered_run: Mapped[str | None] = mapped_column(String(250))
+    """The training DAG run this check started, if any."""
+    mlflow_run_id: Mapped[str | None] = mapped_column(String(64))
+    """The MLflow run holding the check's HTML reports and scores."""
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    """Per-column drift results and any other evidence."""

@@ -1,0 +1,272 @@
+"""One monitoring check of a deployed policy version: feature drift, prediction drift, performance decay.
+
+:func:`run_check` is what the ``drift_monitor`` DAG, the CLI and the tests call:
+
+1. the version (default: the ``champion``) and its bundle (the policy computes its own features);
+2. **feature drift**: the last ``window`` bars of the universe in the lake, as of ``as_of``, against
+   the training reference sample stored with the version (Evidently, :func:`.drift.feature_drift`);
+3. **prediction drift**: the forecaster's class probabilities over the same recent bars against its
+   probabilities over the last ``window`` bars of the training period (:func:`.drift.prediction_drift`);
+4. **performance decay**: the version's paper-trading returns (its A/B account) against its
+   walk-forward Sharpe (:func:`.decay.performance_decay`); not measured when it never traded;
+5. the decision (``ok`` / ``drift`` / ``decay`` / ``drift+decay``), a row in ``drift_checks``, and an
+   MLflow run in experiment ``monitoring`` with the HTML report and the per-column scores.
+
+**Calibrated alarm level.** Rolling-window features are autocorrelated, so the per-column K-S test
+flags most columns of a stationary window (about 0.85 of them on an AR(1) with phi 0.95, see
+:mod:`.drift`). The check therefore measures the drifted share that the training period itself
+produces: ``CALIBRATION_WINDOWS`` consecutive windows of ``window`` bars at the end of the training
+period, each against the reference rows before it, with the same K-S test (scipy's ``ks_2samp``, the
+test Evidently runs). Dataset drift needs a share above the largest of those (and at least the
+configured ``drift_share``): a change the model's own history never showed.
+
+Retraining is decided here too (``should_retrain``), with a **cooldown**: a drift alarm within
+``cooldown_days`` of the last check that triggered a retraining does not trigger another.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+from trading_core.config import Settings
+from trading_core.db import upgrade_database
+from trading_core.errors import DataQualityError, TradingError
+from trading_core.forecast import tracking
+
+log = logging.getLogger(__name__)
+
+EXPERIMENT = "monitoring"
+DEFAULT_WINDOW = 63
+CALIBRATION_WINDOWS = 4
+PROB_COLUMNS = ["prob_hold", "prob_buy", "prob_sell"]
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    check_id: int
+    model_name: str
+    version: str
+    decision: str
+    reason: str
+    should_retrain: bool
+    window_start: str | None
+    window_end: str | None
+    drift_share: float | None
+    prediction_drift_share: float | None
+    decay: dict[str, Any] = field(default_factory=dict)
+    mlflow_run_id: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def forecast_bars(policy: Any, features: pd.DataFrame, last: int) -> pd.DataFrame:
+    """The forecaster's probabilities at each of the last ``last`` bars of every traded symbol
+    (windows of ``seq_len`` scaled features ending at the bar; bars without a full window are skipped)."""
+    from trading_core.forecast.pyfunc_model import predict_frame
+
+    if policy.forecaster is None:
+        raise TradingError("the policy has no forecaster: no prediction drift to measure")
+    seq_len = policy.forecaster.cfg.seq_len
+    names = policy.feature_names
+    windows, keys = [], []
+    for symbol, rows in features[features["symbol"].isin(policy.symbols)].groupby("symbol", sort=True):
+        matrix = rows[names].to_numpy(np.float32)
+        stamps = rows["timestamp"].to_numpy()
+        for end in range(max(seq_len - 1, len(rows) - last), len(rows)):
+            window = matrix[end - seq_len + 1 : end + 1]
+            if np.isfinite(window).all():
+                windows.append(window)
+                keys.append((stamps[end], symbol))
+    if not windows:
+        raise DataQualityError("no complete forecaster window in the bars")
+    frame = predict_frame(policy.forecaster, np.stack(windows))
+    frame.insert(0, "symbol", [k[1] for k in keys])
+    frame.insert(0, "timestamp", [k[0] for k in keys])
+    return frame
+
+
+def _utc(value: Any) -> pd.Timestamp:
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def null_drift_shares(
+    reference: pd.DataFrame, training: pd.DataFrame, columns: list[str], window: int,
+    n_windows: int = CALIBRATION_WINDOWS, p_threshold: float = 0.05,
+) -> list[float]:  # fmt: skip
+    """Drifted-column shares (K-S, ``p <= p_threshold``) of the last ``n_windows`` windows of ``window``
+    bars of ``training`` (features over the training period), each against the ``reference`` rows
+    strictly before the window: what the training period produces without any regime change."""
+    from scipy.stats import ks_2samp
+
+    stamps = np.sort(training["timestamp"].unique())
+    shares = []
+    for k in range(n_windows, 0, -1):
+        chunk = stamps[len(stamps) - k * window : len(stamps) - (k - 1) * window]
+        if len(chunk) < window:
+            continue
+        current = training[training["timestamp"].isin(chunk)]
+        before = reference[pd.to_datetime(reference["timestamp"], utc=True) < _utc(chunk[0])]
+        drifted = 0
+        for column in columns:
+            a = before[column].to_numpy(np.float64)
+            b = current[column].to_numpy(np.float64)
+            a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+            if len(a) < 30 or len(b) < 30:
+                break
+            drifted += ks_2samp(a, b).pvalue <= p_threshold
+        else:
+            shares.append(drifted / len(columns))
+    return shares
+
+
+def _paper_returns(settings: Settings, name: str, version: str) -> pd.Series | None:
+    """Daily returns of the newest paper account that traded ``version`` (None: it never traded)."""
+    from sqlalchemy import select
+
+    from trading_core.db import session_scope
+    from trading_core.db.models import PaperAccount
+    from trading_core.rollout import broker
+
+    with session_scope(settings.resolved_database_url) as session:
+        account = session.scalars(
+            select(PaperAccount)
+            .where(PaperAccount.model_name == name, PaperAccount.model_version == str(version))
+            .order_by(PaperAccount.created_at.desc())
+        ).first()
+        account_id = account.id if account is not None else None
+    if account_id is None:
+        return None
+    curve = broker.equity_curve(settings.resolved_database_url, account_id)
+    return curve.set_index("bar")["portfolio_return"].iloc[1:] if len(curve) > 1 else None
+
+
+def run_check(
+    settings: Settings, name: str, version: str | None = None, *, as_of: Any = None,
+    window: int = DEFAULT_WINDOW, drift_share: float | None = None, cooldown_days: float = 20.0,
+    actor: str | None = None,
+) -> CheckOutcome:  # fmt: skip
+    """Check ``name`` v``version`` (default: the champion) as of ``as_of`` (default: the newest bar)."""
+    from trading_core.monitoring.decay import performance_decay
+    from trading_core.monitoring.drift import feature_drift, prediction_drift
+    from trading_core.monitoring.store import last_trigger, record_check
+    from trading_core.registry.aliases import CHAMPION, alias_version, client_for
+    from trading_core.registry.gates import load_version_policy, recent_bars
+    from trading_core.registry.governance import GovernancePolicy
+    from trading_core.registry.reference import SAMPLE_FILE
+
+    url = settings.resolved_database_url
+    upgrade_database(url)
+    client = client_for(settings)
+    version = version or alias_version(client, name, CHAMPION)
+    if not version:
+        raise TradingError(f"{name} has no champion to monitor; pass a version")
+    threshold = (
+        drift_share
+        if drift_share is not None
+        else GovernancePolicy.from_yaml(settings.governance_policy).max_drift_share
+    )
+    end = _utc(as_of) if as_of is not None else None
+    with tempfile.TemporaryDirectory(prefix="monitor-") as tmp:
+        policy = load_version_policy(settings, name, str(version), Path(tmp) / "model")
+        lineage = policy.spec.lineage
+        feed, interval = lineage.get("feed", ""), lineage.get("interval", "1d")
+        if policy.reference_dir is None or not (policy.reference_dir / SAMPLE_FILE).exists():
+            raise DataQualityError(f"{name} v{version} stores no reference sample")
+        reference = pd.read_parquet(policy.reference_dir / SAMPLE_FILE)
+        bars = recent_bars(settings, feed, interval, policy.universe, policy.min_history + window, end)
+        features = policy.features(policy.validate_bars(bars))
+        stamps = np.sort(features["timestamp"].unique())[-window:]
+        current = features[features["timestamp"].isin(stamps)]
+        ref_end = pd.Timestamp(reference["timestamp"].max())
+        horizon = policy.min_history + (CALIBRATION_WINDOWS + 1) * window
+        ref_features = policy.features(policy.validate_bars(
+            recent_bars(settings, feed, interval, policy.universe, horizon, ref_end)))  # fmt: skip
+        null = null_drift_shares(reference, ref_features, policy.feature_names, window)
+        names = policy.feature_names
+        alarm = max([threshold, *[share + 1.0 / len(names) for share in null]])
+        html = Path(tmp) / "feature_drift.html"
+        drift = feature_drift(reference, current, names, drift_share=min(alarm, 1.0), html_path=html)
+
+        prediction = None
+        if policy.forecaster is not None:
+            ref_probs = forecast_bars(policy, ref_features, window)
+            cur_probs = forecast_bars(policy, features, window)
+            prediction = prediction_drift(ref_probs[PROB_COLUMNS], cur_probs[PROB_COLUMNS], drift_share=threshold)
+
+        tags = dict(client.get_model_version(name, str(version)).tags)
+        validation = tags.get("metric.wf_hybrid_rl_sharpe_mean")
+        returns = _paper_returns(settings, name, str(version))
+        decay = (
+            performance_decay(returns, validation_sharpe=float(validation) if validation else None)
+            if returns is not None
+            else None
+        )
+        drifted = drift.dataset_drift or bool(prediction and prediction.dataset_drift)
+        decayed = bool(decay and decay.decayed)
+        decision = "drift+decay" if drifted and decayed else "drift" if drifted else "decay" if decayed else "ok"
+        reasons = [
+            f"feature drift: {len(drift.drifted_columns)} of {len(drift.columns)} columns drifted (share "
+            f"{drift.drift_share:.3f}; alarm above {alarm:.3f} = max(configured {threshold:.2f}, training-period "
+            f"windows {', '.join(f'{x:.2f}' for x in null) or 'n/a'} + 1 column))",
+        ]
+        if prediction is not None:
+            drifted_probs = ", ".join(prediction.drifted_columns) or "none"
+            reasons.append(f"prediction drift: share {prediction.drift_share:.3f} ({drifted_probs})")
+        reasons.append(
+            "; ".join(decay.reasons) if decay else "performance decay: not measured (the version never paper-traded)"
+        )
+        window_start, window_end = _utc(stamps[0]), _utc(stamps[-1])
+        should_retrain = decision != "ok"
+        if should_retrain:
+            previous = last_trigger(url, name)
+            if previous is not None and previous.window_end is not None:
+                age = _utc(window_end) - _utc(previous.window_end)
+                if age < pd.Timedelta(days=cooldown_days):
+                    should_retrain = False
+                    reasons.append(
+                        f"cooldown: check {previous.id} triggered {previous.triggered_run} {age.days} days ago"
+                    )
+        reason = " | ".join(reasons)
+        run_id = _log_check(settings, name, str(version), drift, prediction, decay, decision, html)
+        check_id = record_check(
+            url, model_name=name, version=str(version), window_start=window_start.to_pydatetime(),
+            window_end=window_end.to_pydatetime(), drift=drift, prediction=prediction, decay=decay,
+            decision=decision, reason=reason, mlflow_run_id=run_id,
+            details={"actor": actor, "should_retrain": should_retrain, "window": window, "alarm_share": alarm,
+                     "null_shares": null},
+        )  # fmt: skip
+    log.info("monitoring %s v%s: %s (%s)", name, version, decision, reason)
+    return CheckOutcome(
+        check_id, name, str(version), decision, reason, should_retrain, str(window_start.date()),
+        str(window_end.date()), drift.drift_share, prediction.drift_share if prediction else None,
+        decay.as_dict() if decay else {}, run_id,
+    )  # fmt: skip
+
+
+def _log_check(settings: Settings, name: str, version: str, drift: Any, prediction: Any, decay: Any,
+               decision: str, html: Path) -> str:  # fmt: skip
+    """An MLflow run in experiment ``monitoring``: the HTML report, per-column scores, the decision."""
+    tracking.use_tracking_store(settings)
+    experiment_id = tracking.ensure_experiment(EXPERIMENT, settings)
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        mlflow.set_tags({"model_name": name, "model_version": version, "decision": decision})
+        metrics = {"drift_share": drift.drift_share}
+        metrics |= {f"drift_score.{c.column}": c.score for c in drift.columns if np.isfinite(c.score)}
+        if prediction is not None:
+            metrics["prediction_drift_share"] = prediction.drift_share
+        if decay is not None and decay.sharpe is not None:
+            metrics["paper_sharpe"] = decay.sharpe
+        mlflow.log_metrics(metrics)
+        if html.exists():
+            mlflow.log_artifact(str(html), artifact_path="reports")
+        return str(run.info.run_id)
