@@ -23,18 +23,11 @@ While a challenger is in A/B (started by the `promotion` DAG), every trading day
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from airflow.sdk import Param, dag, task
-from trading_assets import CHAMPION_MODEL, DEFAULT_ARGS
+from trading_assets import CHAMPION_MODEL, DEFAULT_ARGS, REPLAY_START, model_name_param
 from trading_gates import ABDecisionSensor
-
-MODEL_NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,100}$"
-
-
-REPLAY_START = datetime(2000, 1, 1, tzinfo=UTC)
-"""Early, so replays (backfill, dag.test) can run on historical logical dates; catchup stays off."""
 
 
 def _who(context: Any) -> dict[str, str]:
@@ -53,12 +46,7 @@ def _who(context: Any) -> dict[str, str]:
     doc_md=__doc__,
     default_args=DEFAULT_ARGS,
     params={
-        "model_name": Param(
-            None,
-            type=["null", "string"],
-            pattern=MODEL_NAME_PATTERN,
-            description="Registered model; empty = TRADING_MODEL_NAME.",
-        ),
+        "model_name": model_name_param(),
         "ab_id": Param(None, type=["null", "string"], description="A/B to step; empty = the model's running A/B."),
         "until": Param(
             None,
@@ -113,32 +101,21 @@ def ab_rollout() -> None:
     def promote(ab: dict[str, Any], *, outlet_events: Any, **context: Any) -> dict[str, Any]:
         """The challenger won: `champion` -> its version in one alias call; the A/B ends."""
         from trading_core.config import get_settings
-        from trading_core.registry import aliases
-        from trading_core.rollout.ab import close_ab, get_ab
+        from trading_core.rollout.ab import conclude_ab
 
-        settings = get_settings()
         outcome = context["ti"].xcom_pull(task_ids="ab_decision")
-        reason = "; ".join(outcome["reasons"])
-        test = get_ab(settings, ab["ab_id"])
-        change = aliases.promote(settings, test.model_name, reason=reason, details=outcome["details"], **_who(context))
-        close_ab(settings, ab["ab_id"], "promoted", outcome["details"])
-        outlet_events[CHAMPION_MODEL].extra = {**change.as_dict(), "reason": reason}
-        return change.as_dict()
+        change = conclude_ab(get_settings(), ab["ab_id"], outcome, **_who(context)).as_dict()
+        outlet_events[CHAMPION_MODEL].extra = {**change, "reason": "; ".join(outcome["reasons"])}
+        return change
 
     @task
     def rollback(ab: dict[str, Any], **context: Any) -> dict[str, Any]:
         """The challenger lost (or a guard fired): alias `challenger` removed, reason tagged; the A/B ends."""
         from trading_core.config import get_settings
-        from trading_core.registry import aliases
-        from trading_core.rollout.ab import close_ab, get_ab
+        from trading_core.rollout.ab import conclude_ab
 
-        settings = get_settings()
         outcome = context["ti"].xcom_pull(task_ids="ab_decision")
-        reason = "; ".join(outcome["reasons"])
-        test = get_ab(settings, ab["ab_id"])
-        change = aliases.rollback(settings, test.model_name, reason=reason, details=outcome["details"], **_who(context))
-        close_ab(settings, ab["ab_id"], "rolled_back", outcome["details"])
-        return change.as_dict()
+        return conclude_ab(get_settings(), ab["ab_id"], outcome, **_who(context)).as_dict()
 
     ab = find_ab()
     booked = book(ab)

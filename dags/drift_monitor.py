@@ -21,36 +21,25 @@ champion is checked against its own training reference:
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
-from trading_assets import DEFAULT_ARGS, FEATURES
+from trading_assets import DEFAULT_ARGS, FEATURES, REPLAY_START, model_name_param, model_version_param
 
 
 @dag(
     dag_id="drift_monitor",
     schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("30 22 * * 1-5", timezone="UTC"), assets=[FEATURES]),
-    start_date=datetime(2000, 1, 1, tzinfo=UTC),  # early, so replays can run on historical dates
+    start_date=REPLAY_START,
     catchup=False,
     max_active_runs=1,
     tags=["trading", "monitoring"],
     doc_md=__doc__,
     default_args=DEFAULT_ARGS,
     params={
-        "model_name": Param(
-            None,
-            type=["null", "string"],
-            pattern=r"^[A-Za-z0-9_.-]{1,100}$",
-            description="Registered model; empty = TRADING_MODEL_NAME.",
-        ),
-        "model_version": Param(
-            None,
-            type=["null", "string"],
-            pattern=r"^[0-9]{1,9}$",
-            description="Version to check; empty = the champion.",
-        ),
+        "model_name": model_name_param(),
+        "model_version": model_version_param("Version to check; empty = the champion."),
         "as_of": Param(
             None, type=["null", "string"], format="date", description="Check as of this date; empty = the run's date."
         ),

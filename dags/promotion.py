@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import Param, dag, task
-from trading_assets import CANDIDATE_MODEL, CHAMPION_MODEL, DEFAULT_ARGS
+from trading_assets import CANDIDATE_MODEL, CHAMPION_MODEL, DEFAULT_ARGS, model_name_param, model_version_param
 from trading_gates import DriftGateSensor, GovernanceGateSensor, RegistryApprovalSensor
 from trading_hitl import PolicyApprovalOperator
 
@@ -55,17 +55,9 @@ NAME = "{{ ti.xcom_pull(task_ids='resolve_version')['name'] }}"
     doc_md=__doc__,
     default_args=DEFAULT_ARGS,
     params={
-        "model_name": Param(
-            None,
-            type=["null", "string"],
-            pattern=r"^[A-Za-z0-9_.-]{1,100}$",
-            description="Registered model; empty = TRADING_MODEL_NAME.",
-        ),
-        "model_version": Param(
-            None,
-            type=["null", "string"],
-            pattern=r"^[0-9]{1,9}$",
-            description="Version to review; empty = the triggering event's, else alias candidate.",
+        "model_name": model_name_param(),
+        "model_version": model_version_param(
+            "Version to review; empty = the triggering event's, else alias candidate."
         ),
         "approval_path": Param(
             "mlflow_tag",

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from airflow.sdk import Param, dag, task
-from trading_assets import CHAMPION_MODEL, DEFAULT_ARGS
+from trading_assets import CHAMPION_MODEL, DEFAULT_ARGS, model_name_param
 
 
 @dag(
@@ -25,12 +25,7 @@ from trading_assets import CHAMPION_MODEL, DEFAULT_ARGS
     doc_md=__doc__,
     default_args=DEFAULT_ARGS,
     params={
-        "model_name": Param(
-            None,
-            type=["null", "string"],
-            pattern=r"^[A-Za-z0-9_.-]{1,100}$",
-            description="Registered model; empty = TRADING_MODEL_NAME.",
-        ),
+        "model_name": model_name_param(),
         "reason": Param("manual restore", type="string", minLength=3, description="Why (kept in the audit table)."),
     },
 )

@@ -5,9 +5,9 @@ Each asset event carries references in its ``extra`` (versions, paths), never da
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
-from airflow.sdk import Asset
+from airflow.sdk import Asset, Param
 
 DEFAULT_ARGS = {
     "owner": "ml-platform",
@@ -35,3 +35,18 @@ and the training DAG run's references (feature set, forecaster, agent, walk-forw
 CHAMPION_MODEL = Asset(name="champion_model", uri="trading://models/champion", group="trading")
 """The registered model's ``champion`` alias moved (promotion after an A/B, first champion, restore);
 extra: name, version, previous version, why. The drift monitor watches the champion."""
+
+REPLAY_START = datetime(2000, 1, 1, tzinfo=UTC)
+"""start_date of the DAGs that replay history (A/B, drift monitor): early, so backfill / dag.test can
+run them on historical logical dates; their catchup stays off."""
+
+
+def model_name_param() -> Param:
+    """The registered model a governance DAG works on (a fresh Param per DAG)."""
+    return Param(None, type=["null", "string"], pattern=r"^[A-Za-z0-9_.-]{1,100}$",
+                 description="Registered model; empty = TRADING_MODEL_NAME.")  # fmt: skip
+
+
+def model_version_param(description: str) -> Param:
+    """A model version number, empty for the DAG's default (``description`` says which)."""
+    return Param(None, type=["null", "string"], pattern=r"^[0-9]{1,9}$", description=description)

@@ -68,32 +68,6 @@ class CheckOutcome:
         return asdict(self)
 
 
-def forecast_bars(policy: Any, features: pd.DataFrame, last: int) -> pd.DataFrame:
-    """The forecaster's probabilities at each of the last ``last`` bars of every traded symbol
-    (windows of ``seq_len`` scaled features ending at the bar; bars without a full window are skipped)."""
-    from trading_core.forecast.pyfunc_model import predict_frame
-
-    if policy.forecaster is None:
-        raise TradingError("the policy has no forecaster: no prediction drift to measure")
-    seq_len = policy.forecaster.cfg.seq_len
-    names = policy.feature_names
-    windows, keys = [], []
-    for symbol, rows in features[features["symbol"].isin(policy.symbols)].groupby("symbol", sort=True):
-        matrix = rows[names].to_numpy(np.float32)
-        stamps = rows["timestamp"].to_numpy()
-        for end in range(max(seq_len - 1, len(rows) - last), len(rows)):
-            window = matrix[end - seq_len + 1 : end + 1]
-            if np.isfinite(window).all():
-                windows.append(window)
-                keys.append((stamps[end], symbol))
-    if not windows:
-        raise DataQualityError("no complete forecaster window in the bars")
-    frame = predict_frame(policy.forecaster, np.stack(windows))
-    frame.insert(0, "symbol", [k[1] for k in keys])
-    frame.insert(0, "timestamp", [k[0] for k in keys])
-    return frame
-
-
 def _utc(value: Any) -> pd.Timestamp:
     stamp = pd.Timestamp(value)
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
@@ -199,8 +173,8 @@ def run_check(
 
         prediction = None
         if policy.forecaster is not None:
-            ref_probs = forecast_bars(policy, ref_features, window)
-            cur_probs = forecast_bars(policy, features, window)
+            ref_probs = policy.forecast(ref_features, last=window)
+            cur_probs = policy.forecast(features, last=window)
             prediction = prediction_drift(ref_probs[PROB_COLUMNS], cur_probs[PROB_COLUMNS], drift_share=threshold)
 
         tags = dict(client.get_model_version(name, str(version)).tags)

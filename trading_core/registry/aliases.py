@@ -101,15 +101,20 @@ def crown(
     return AliasChange(name, CHAMPION, version, None, "alias.champion")
 
 
+def _challenger(settings: Settings, name: str, what: str) -> tuple[MlflowClient, str]:
+    client = client_for(settings)
+    challenger = alias_version(client, name, CHALLENGER)
+    if challenger is None:
+        raise ValueError(f"{name} has no challenger to {what}")
+    return client, challenger
+
+
 def promote(
     settings: Settings, name: str, *, reason: str, actor: str | None = None, dag_run: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> AliasChange:  # fmt: skip
     """The challenger becomes the champion (one alias call); the old champion is kept and tagged."""
-    client = client_for(settings)
-    challenger = alias_version(client, name, CHALLENGER)
-    if challenger is None:
-        raise ValueError(f"{name} has no challenger to promote")
+    client, challenger = _challenger(settings, name, "promote")
     previous = alias_version(client, name, CHAMPION)
     client.set_registered_model_alias(name, CHAMPION, challenger)  # the atomic swap
     client.delete_registered_model_alias(name, CHALLENGER)
@@ -131,10 +136,7 @@ def rollback(
     details: dict[str, Any] | None = None,
 ) -> AliasChange:  # fmt: skip
     """Remove ``challenger`` and tag why; the champion stays."""
-    client = client_for(settings)
-    challenger = alias_version(client, name, CHALLENGER)
-    if challenger is None:
-        raise ValueError(f"{name} has no challenger to roll back")
+    client, challenger = _challenger(settings, name, "roll back")
     client.delete_registered_model_alias(name, CHALLENGER)
     client.set_model_version_tag(name, challenger, "stage", "rolled_back")
     client.set_model_version_tag(name, challenger, "rollback_reason", reason)

@@ -40,6 +40,7 @@ from trading_core.features.config import FeatureSetConfig
 from trading_core.features.pipeline import compute_features, max_warmup
 from trading_core.features.scaling import StandardScaler
 from trading_core.forecast.model import ForecasterEnsemble
+from trading_core.forecast.pyfunc_model import OUTPUT_COLUMNS as FORECAST_OUTPUT
 from trading_core.forecast.pyfunc_model import load_ensemble, predict_frame
 from trading_core.registry.actors import AgentActor
 from trading_core.risk import describe_reasons
@@ -57,8 +58,7 @@ BAR_COLUMNS: tuple[str, ...] = ("timestamp", "symbol", "open", "high", "low", "c
 """The input frame: recent OHLCV bars, one row per (timestamp, symbol), every policy symbol at every timestamp."""
 
 OUTPUT_COLUMNS: tuple[str, ...] = (
-    "timestamp", "symbol", "close",
-    "prob_hold", "prob_buy", "prob_sell", "label", "confidence", "entropy", "mutual_info", "disagreement",
+    "timestamp", "symbol", "close", *FORECAST_OUTPUT,
     "action", "action_scaled", "proposed_weight", "target_weight", "current_weight",
     "risk_decision", "risk_reasons", "var", "drawdown", "peak_equity", "cooldown_left",
     "sigma", "adv_value",
@@ -241,21 +241,31 @@ class TradingPolicy:
         out = raw[["timestamp", "symbol"]].reset_index(drop=True)
         return pd.concat([out, pd.DataFrame(scaled, columns=names)], axis=1)
 
-    def forecast(self, features: pd.DataFrame) -> pd.DataFrame:
-        """The forecaster on each symbol's last complete window: timestamp, symbol + its output columns."""
+    def forecast(self, features: pd.DataFrame, last: int = 1) -> pd.DataFrame:
+        """The forecaster on the windows ending at each traded symbol's last ``last`` bars: timestamp,
+        symbol + its output columns. ``last=1`` (a decision) needs the newest window complete;
+        with ``last > 1`` (monitoring) incomplete windows are skipped."""
         if self.forecaster is None:
             raise ConfigError("this policy has no forecaster")
         seq_len = self.forecaster.cfg.seq_len
         names = self.feature_names
         windows, keys = [], []
         for symbol, rows in features[features["symbol"].isin(self.symbols)].groupby("symbol", sort=True):
-            window = rows[names].to_numpy(np.float32)[-seq_len:]
-            if len(window) < seq_len or not np.isfinite(window).all():
-                raise DataQualityError(
-                    f"symbol {symbol}: the last {seq_len} bars do not all have every feature (warm-up not over)"
-                )
-            windows.append(window)
-            keys.append((rows["timestamp"].iloc[-1], symbol))
+            matrix = rows[names].to_numpy(np.float32)
+            stamps = rows["timestamp"].to_numpy()
+            for end in range(max(seq_len - 1, len(rows) - last), len(rows)):
+                window = matrix[end - seq_len + 1 : end + 1]
+                if np.isfinite(window).all():
+                    windows.append(window)
+                    keys.append((stamps[end], symbol))
+                elif last == 1:
+                    raise DataQualityError(
+                        f"symbol {symbol}: the last {seq_len} bars do not all have every feature (warm-up not over)"
+                    )
+            if last == 1 and (not keys or keys[-1][1] != symbol):
+                raise DataQualityError(f"symbol {symbol}: fewer than {seq_len} bars, no forecaster window")
+        if not windows:
+            raise DataQualityError("no complete forecaster window in the bars")
         frame = predict_frame(self.forecaster, np.stack(windows))
         frame.insert(0, "symbol", [k[1] for k in keys])
         frame.insert(0, "timestamp", [k[0] for k in keys])
@@ -348,23 +358,9 @@ class TradingPolicy:
                 "close": data.close[t],
             }
         )
-        if forecasts is not None:
-            f = forecasts.set_index("symbol").loc[list(data.symbols)]
-            for col in (
-                "prob_hold",
-                "prob_buy",
-                "prob_sell",
-                "label",
-                "confidence",
-                "entropy",
-                "mutual_info",
-                "disagreement",
-            ):
-                out[col] = f[col].to_numpy()
-        else:
-            for col in ("prob_hold", "prob_buy", "prob_sell", "confidence", "entropy", "mutual_info", "disagreement"):
-                out[col] = np.nan
-            out["label"] = -1
+        f = forecasts.set_index("symbol").loc[list(data.symbols)] if forecasts is not None else None
+        for col in FORECAST_OUTPUT:  # no forecaster: NaN probabilities, label -1
+            out[col] = f[col].to_numpy() if f is not None else (-1 if col == "label" else np.nan)
         out["action"] = decision.action[0]
         out["action_scaled"] = decision.scaled[0]
         out["proposed_weight"] = decision.proposed[0]

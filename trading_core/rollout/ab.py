@@ -273,3 +273,22 @@ def close_ab(settings: Settings, ab_id: str, status: str, result: dict[str, Any]
         test.status = status
         test.decided_at = datetime.now(UTC)
         test.result = result
+
+
+def conclude_ab(
+    settings: Settings, ab_id: str, outcome: dict[str, Any], *, actor: str | None = None, dag_run: str | None = None
+) -> Any:
+    """Act on the decision sensor's ``outcome``: promote (alias swap) or roll back, then end the A/B.
+    Returns the :class:`~trading_core.registry.aliases.AliasChange`."""
+    from trading_core.registry import aliases
+
+    verdict = outcome["details"]["decision"]
+    act = {"promote": (aliases.promote, "promoted"), "rollback": (aliases.rollback, "rolled_back")}.get(verdict)
+    if act is None:
+        raise ValueError(f"A/B {ab_id}: unexpected verdict {verdict!r}")
+    move, status = act
+    test = get_ab(settings, ab_id)
+    reason = "; ".join(outcome["reasons"])
+    change = move(settings, test.model_name, reason=reason, details=outcome["details"], actor=actor, dag_run=dag_run)
+    close_ab(settings, ab_id, status, outcome["details"])
+    return change
