@@ -193,3 +193,25 @@ def test_missing_metrics_fail_the_governance_gate(world: dict) -> None:
     assert tags(settings, bare)["gate.governance"] == "failed"
     assert "missing" in tags(settings, bare)["gate.governance.sharpe"]
     assert aliases(settings).get("challenger") != bare
+
+
+def test_a_new_challenger_supersedes_the_running_ab(world: dict) -> None:
+    from trading_core.registry import aliases as registry
+    from trading_core.rollout.ab import ABConfig, get_ab, running_ab, start_ab
+
+    settings: Settings = world["settings"]
+    champion = registry.alias_version(registry.client_for(settings), NAME, registry.CHAMPION)
+    if champion is None:  # run alone: crown one first
+        champion = register(world, "constant_mix", None, GOOD, "crowned")
+        registry.crown(settings, NAME, champion, reason="test")
+    first = register(world, "constant_mix", None, GOOD, "first-challenger")
+    second = register(world, "constant_mix", [0.0, 0.0, 0.0], GOOD, "second-challenger")
+    registry.set_challenger(settings, NAME, first)
+    old = start_ab(settings, NAME, champion, first, ABConfig(), start_after=AB_START)
+    registry.set_challenger(settings, NAME, second)
+    new = start_ab(settings, NAME, champion, second, ABConfig(), start_after=AB_START)
+    assert running_ab(settings, NAME) == new
+    assert get_ab(settings, old).status == "superseded" and get_ab(settings, old).result["reason"].startswith(
+        f"challenger v{second}"
+    )
+    assert list_events(settings.resolved_database_url, model_name=NAME, event="ab.superseded")[0].version == first

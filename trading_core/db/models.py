@@ -139,7 +139,7 @@ class ABTest(Base):
     challenger_version: Mapped[str] = mapped_column(String(32))
     config: Mapped[dict[str, Any]] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16), index=True)
-    """running | promoted | rolled_back"""
+    """running | promoted | rolled_back | superseded (a newer challenger replaced it)"""
     start_after: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

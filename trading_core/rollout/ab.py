@@ -106,12 +106,24 @@ def start_ab(
             raise DataQualityError(f"no bars in the lake for {policies['challenger'].universe}: cannot start the A/B")
         start_after = latest["timestamp"].max()
     with session_scope(url) as session:
+        # One challenger at a time: a new one (the alias moved) ends the model's running A/B.
+        superseded = session.scalars(
+            select(ABTest).where(ABTest.model_name == name, ABTest.status == "running", ABTest.id != ab_id)
+        ).all()
+        replaced = f"challenger v{challenger} replaced it ({ab_id})"
+        for old in superseded:
+            old.status, old.decided_at = "superseded", datetime.now(UTC)
+            old.result = {"decision": "superseded", "reason": replaced}
         session.add(
             ABTest(
                 id=ab_id, model_name=name, champion_version=str(champion), challenger_version=str(challenger),
                 config=config.model_dump(mode="json"), status="running", start_after=_ts(start_after).to_pydatetime(),
             )
         )  # fmt: skip
+    for old in superseded:
+        record_event(url, event="ab.superseded", model_name=name, version=old.challenger_version,
+                     decision="superseded", reasons=[replaced], details={"ab_id": old.id},
+                     actor=actor, dag_run=dag_run)  # fmt: skip
     split = f"{config.champion_share:.0%}/{1 - config.champion_share:.0%}"
     reason = f"challenger v{challenger} vs champion v{champion}, split {split}, bars after {_ts(start_after).date()}"
     details = {"ab_id": ab_id, "config": config.model_dump(mode="json")}
@@ -265,7 +277,8 @@ def evaluate_ab(settings: Settings, ab_id: str) -> SequentialResult:
 
 
 def close_ab(settings: Settings, ab_id: str, status: str, result: dict[str, Any]) -> None:
-    """Mark the test decided (``promoted`` / ``rolled_back``); later steps book nothing."""
+    """Mark the test decided (``promoted`` / ``rolled_back``); later steps book nothing. (A test whose
+    challenger is replaced before a verdict ends as ``superseded``, see :func:`start_ab`.)"""
     with session_scope(settings.resolved_database_url) as session:
         test = session.get(ABTest, ab_id)
         if test is None:
