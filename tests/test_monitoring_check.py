@@ -116,9 +116,12 @@ def test_the_drift_dag_triggers_training_once_then_respects_the_cooldown(world: 
     assert states(run.run_id)["retrain"] == "success"
     runs = training_runs()
     assert len(runs) == before + 1
-    assert "feature drift" in runs[-1].conf["trigger_reason"]
     check = list_checks(settings.resolved_database_url, model_name=NAME)[0]
-    assert check.triggered_run == f"training:{runs[-1].run_id}"
+    assert check.triggered_run and check.triggered_run.startswith("training:")
+    triggered = [r for r in runs if r.run_id == check.triggered_run.removeprefix("training:")]
+    assert len(triggered) == 1, "the check row names the training run it started"
+    assert "feature drift" in triggered[0].conf["trigger_reason"]
+    assert str(triggered[0].conf["drift_check_id"]) == str(check.id)
 
     run = dag.test(logical_date=datetime(2024, 10, 1, 22, 30, tzinfo=UTC), run_conf={"model_name": NAME})
     assert run.state == "success"
