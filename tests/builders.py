@@ -99,3 +99,15 @@ def register_baseline(
         links={"policy_run": run_id}, dag_run=f"test:{tag}", name=name,
     )  # fmt: skip
     return version.version
+
+
+def trending_feature_set(settings: Any, home: Path) -> tuple[Path, str]:
+    """Ingest :func:`trending_market` (written to ``home/trend.csv``) and build its TINY feature set:
+    returns (csv path, feature_set_version)."""
+    from trading_core.data.ingest import ingest
+    from trading_core.data.request import IngestRequest
+    from trading_core.features import build_feature_set
+
+    csv = trending_market(home / "trend.csv")
+    dataset = ingest(IngestRequest(source="csv", path=str(csv)), settings).dataset_version
+    return csv, build_feature_set(dataset, TINY, settings).feature_set_version

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from airflow_stack import AirflowApiError, AirflowStack
-from builders import GOOD_METRICS, TINY, register_baseline, trending_market
+from builders import GOOD_METRICS, register_baseline, trending_feature_set
 
 pytestmark = pytest.mark.integration
 
@@ -37,16 +37,12 @@ def out_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def trading(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """A trading home with a planted-trend market, its feature set and two registered baseline versions."""
     from trading_core.config import get_settings
-    from trading_core.data.ingest import ingest
-    from trading_core.data.request import IngestRequest
-    from trading_core.features import build_feature_set
 
     home = tmp_path_factory.mktemp("trading-home")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TRADING_HOME", str(home))
         settings = get_settings()
-        dataset = ingest(IngestRequest(source="csv", path=str(trending_market(home / "trend.csv"))), settings)
-        fsv = build_feature_set(dataset.dataset_version, TINY, settings).feature_set_version
+        _, fsv = trending_feature_set(settings, home)
         approved = register_baseline(settings, fsv, home, None, GOOD_METRICS, "hitl-approve")
         rejected = register_baseline(settings, fsv, home, None, GOOD_METRICS, "hitl-reject")
     return {"home": home, "settings": settings, "approve": approved, "reject": rejected}

@@ -11,14 +11,11 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from builders import GOOD_METRICS, TINY, register_baseline, trending_market
+from builders import GOOD_METRICS, register_baseline, trending_feature_set
 from mlflow.tracking import MlflowClient
 
 from trading_core.config import Settings, get_settings
-from trading_core.data.ingest import ingest
-from trading_core.data.request import IngestRequest
 from trading_core.db.audit import list_events
-from trading_core.features import build_feature_set
 from trading_core.registry import gates
 from trading_core.registry.reference import drift_report, write_reference
 
@@ -32,8 +29,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         mp.setenv("TRADING_HOME", str(home))
         mp.setenv("TRADING_GOVERNANCE_POLICY", str(Path(__file__).resolve().parents[1] / "config/governance.yaml"))
         settings = get_settings()
-        dataset = ingest(IngestRequest(source="csv", path=str(trending_market(home / "trend.csv"))), settings)
-        fsv = build_feature_set(dataset.dataset_version, TINY, settings).feature_set_version
+        _, fsv = trending_feature_set(settings, home)
         good = register_baseline(settings, fsv, home, None, GOOD_METRICS, "good")
         yield {"settings": settings, "fsv": fsv, "home": home, "good": good}
 

@@ -9,12 +9,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from builders import GOOD_METRICS, TINY, register_baseline, trending_market
+from builders import GOOD_METRICS, register_baseline, trending_feature_set
 
 from trading_core.config import Settings, get_settings
 from trading_core.data.ingest import ingest
 from trading_core.data.request import IngestRequest
-from trading_core.features import build_feature_set
 from trading_core.monitoring.check import run_check
 from trading_core.monitoring.store import list_checks, set_triggered_run
 from trading_core.registry import aliases
@@ -47,9 +46,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         mp.setenv("TRADING_HOME", str(home))
         mp.setenv("TRADING_GOVERNANCE_POLICY", str(Path(__file__).resolve().parents[1] / "config/governance.yaml"))
         settings = get_settings()
-        csv = trending_market(home / "trend.csv")
-        dataset = ingest(IngestRequest(source="csv", path=str(csv)), settings)
-        fsv = build_feature_set(dataset.dataset_version, TINY, settings).feature_set_version
+        csv, fsv = trending_feature_set(settings, home)
         version = register_baseline(settings, fsv, home, None, GOOD_METRICS, "monitored")
         aliases.crown(settings, NAME, version, reason="test")
         # Then the market breaks: bars after 2023 (checks as of 2023-12-29 still see the old market).

@@ -16,14 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from builders import GOOD_METRICS as GOOD
-from builders import TINY, register_baseline, trending_market
+from builders import register_baseline, trending_feature_set
 from mlflow.tracking import MlflowClient
 
 from trading_core.config import Settings, get_settings
-from trading_core.data.ingest import ingest
-from trading_core.data.request import IngestRequest
 from trading_core.db.audit import list_events
-from trading_core.features import build_feature_set
 
 pytestmark = pytest.mark.airflow
 
@@ -43,9 +40,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path) -> Iterato
         (home / "config").mkdir()
         (home / "config" / "governance.yaml").write_text((DAGS.parent / "config" / "governance.yaml").read_text())
         settings = get_settings()
-        csv = trending_market(home / "trend.csv")
-        dataset = ingest(IngestRequest(source="csv", path=str(csv)), settings).dataset_version
-        fsv = build_feature_set(dataset, TINY, settings).feature_set_version
+        _, fsv = trending_feature_set(settings, home)
         yield {"settings": settings, "fsv": fsv, "dagbag": DagBag(str(DAGS)), "home": home}
 
 
