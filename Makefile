@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PIP    := $(BIN)/pip --disable-pip-version-check
 
-.PHONY: venv demo test test-fast lint type ui bench lock clean
+.PHONY: venv demo test test-fast lint type security ui bench lock clean
 
 venv: $(STAMP)
 
@@ -33,6 +33,12 @@ lint: venv
 
 type: venv
 	$(BIN)/mypy
+
+# Bandit over the shipped code, every finding in readable form (exit 1 on any, Low included); config
+# in pyproject.toml [tool.bandit]. `make test` gates on High and Medium/High-confidence findings
+# (tests/test_security.py). See docs/security.md.
+security: venv
+	$(BIN)/python -m bandit -r trading_core dags plugins -c pyproject.toml
 
 # Airflow UI (http://127.0.0.1:8080) and MLflow UI (http://127.0.0.1:5000) on the local stores.
 ui: venv

@@ -33,6 +33,7 @@ from pydantic import ValidationError
 from trading_core import cli_registry
 from trading_core.config import Settings, get_settings
 from trading_core.errors import ConfigError, TradingError
+from trading_core.security import redact_url
 
 DEMO_CONF: dict[str, Any] = {
     "source": "synthetic",
@@ -391,7 +392,7 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
         )
         print(f"quarantine      : trading quarantine {run.id}")
     print(f"lake            : {settings.lake_dir}")
-    print(f"app DB          : {url}")
+    print(f"app DB          : {redact_url(url)}")
 
     print(f"\nRunning DAG features with airflow dags test on {dataset.version} ...", flush=True)
     run_dag_test(settings, "features", {"dataset_version": dataset.version})
@@ -500,7 +501,7 @@ def _db(args: argparse.Namespace, settings: Settings) -> int:
     from trading_core.db import upgrade_database
 
     upgrade_database(settings.resolved_database_url)
-    print(f"app DB at head: {settings.resolved_database_url}")
+    print(f"app DB at head: {redact_url(settings.resolved_database_url)}")
     return 0
 
 

@@ -53,6 +53,11 @@ class Settings(BaseSettings):
     plugins_folder: Path = Field(default=Path("plugins"))
     """Plugins folder handed to the embedded Airflow (relative to the working directory)."""
 
+    ingest_roots: tuple[Path, ...] | None = None
+    """Folders a ``csv`` ingest may read files from (``TRADING_INGEST_ROOTS='["/data/vendor"]'``, JSON).
+    Default: any existing regular file the process can read (the local CLI); set it where untrusted
+    users can trigger the ingest DAG, e.g. the production stack. See docs/security.md."""
+
     polygon_api_key: SecretStr | None = None
     """API key for the Polygon provider (an Airflow connection may supply it instead)."""
 

@@ -38,7 +38,9 @@ from trading_core.db import lineage, upgrade_database
 from trading_core.errors import ConfigError, DataQualityError, DatasetIntegrityError, ProviderError
 
 log = logging.getLogger(__name__)
-_RUN_ID = re.compile(r"^[A-Za-z0-9_.:+\-]{1,64}$")
+# First character alphanumeric: '.' and '..' would make the run's staging folder the staging root
+# or the platform home, which publish() then deletes.
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:+\-]{0,63}$")
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,15 @@ def _run_dir(settings: Settings, run_id: str) -> Path:
     return settings.staging_dir / run_id
 
 
+def _staged_file(settings: Settings, path: str, field: str) -> Path:
+    """A staged file named by a batch reference (XCom): it must lie in a run folder under staging."""
+    resolved = Path(path).resolve()
+    staging = settings.staging_dir.resolve()
+    if resolved.parent.parent != staging or not _RUN_ID.match(resolved.parent.name):
+        raise ConfigError(f"invalid {field} {path!r}: not a file in a run folder under {staging}")
+    return resolved
+
+
 def fetch_to_staging(request: IngestRequest, settings: Settings, run_id: str | None = None) -> StagedBatch:
     """Fetch raw bars with the request's provider and stage them; records the run as started."""
     run_id = run_id or new_run_id()
@@ -164,7 +175,7 @@ def validate_staged(batch: StagedBatch, settings: Settings) -> ValidatedBatch:
     """Validate staged bars; quarantine goes to the DB even when the run then fails."""
     url = settings.resolved_database_url
     request = IngestRequest.model_validate(batch.request)
-    raw = pd.read_parquet(batch.raw_path)
+    raw = pd.read_parquet(_staged_file(settings, batch.raw_path, "raw_path"))
     for col in [*NUMERIC_COLUMNS, "symbol"]:
         if isinstance(raw[col].dtype, pd.StringDtype):
             raw[col] = raw[col].astype(object).where(raw[col].notna(), None)
@@ -178,7 +189,7 @@ def validate_staged(batch: StagedBatch, settings: Settings) -> ValidatedBatch:
     except DataQualityError as exc:
         lineage.finish_run(url, batch.run_id, status="failed", error=str(exc))
         raise
-    clean_path = Path(batch.raw_path).with_name("clean.parquet")
+    clean_path = _staged_file(settings, batch.raw_path, "raw_path").with_name("clean.parquet")
     result.clean.to_parquet(clean_path.with_suffix(".tmp"), index=False)
     clean_path.with_suffix(".tmp").replace(clean_path)
     return ValidatedBatch(
@@ -199,7 +210,8 @@ def validate_staged(batch: StagedBatch, settings: Settings) -> ValidatedBatch:
 def publish(batch: ValidatedBatch, settings: Settings) -> IngestResult:
     """Upsert clean bars into the lake and record the resulting dataset version."""
     url = settings.resolved_database_url
-    clean = pd.read_parquet(batch.clean_path)
+    clean_path = _staged_file(settings, batch.clean_path, "clean_path")  # its folder is deleted below
+    clean = pd.read_parquet(clean_path)
     lake = Lake(settings.lake_dir)
     stats: UpsertStats = lake.upsert(batch.feed, batch.interval, clean)
     symbols = sorted(clean["symbol"].unique().tolist())
@@ -235,7 +247,7 @@ def publish(batch: ValidatedBatch, settings: Settings) -> IngestResult:
         bad_share=batch.bad_share,
     )
     lineage.finish_run(url, batch.run_id, status="succeeded", dataset_version=version)
-    shutil.rmtree(Path(batch.clean_path).parent, ignore_errors=True)
+    shutil.rmtree(clean_path.parent, ignore_errors=True)
     result = IngestResult(
         run_id=batch.run_id,
         dataset_version=version,

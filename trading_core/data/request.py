@@ -76,6 +76,15 @@ class IngestRequest(BaseModel):
     def _symbols(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(dict.fromkeys(validate_symbol(s) for s in value))
 
+    @field_validator("path", mode="before")
+    @classmethod
+    def _path(cls, value: Any) -> Any:
+        # Existence, type and TRADING_INGEST_ROOTS are checked where the file is opened (build_provider),
+        # on the worker that reads it; here only what is never a valid path.
+        if value is not None and (str(value) == "" or "\x00" in str(value)):
+            raise ValueError(f"invalid path {str(value)!r}: empty or contains a NUL byte")
+        return value
+
     @field_validator("interval")
     @classmethod
     def _interval(cls, value: str) -> str:

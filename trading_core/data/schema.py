@@ -29,7 +29,8 @@ INTERVALS: dict[str, str] = {"1d": "1D", "1h": "1h", "30m": "30min", "15m": "15m
 
 def validate_symbol(symbol: str) -> str:
     """Return ``symbol`` unchanged if it is a safe ticker, else raise :class:`ConfigError`."""
-    if not isinstance(symbol, str) or not SYMBOL_RE.match(symbol) or ".." in symbol:
+    # fullmatch: with match(), '$' also accepts a trailing newline ("AAPL\n").
+    if not isinstance(symbol, str) or not SYMBOL_RE.fullmatch(symbol) or ".." in symbol:
         raise ConfigError(
             f"invalid symbol {symbol!r}: expected 1-40 characters of letters, digits and . - _ = / : ^, "
             "starting with a letter, digit or ^, without '..'"

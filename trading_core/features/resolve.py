@@ -17,6 +17,7 @@ from trading_core.db import lineage, upgrade_database
 from trading_core.errors import DatasetNotFound
 from trading_core.features.config import FeatureSetConfig
 from trading_core.features.pipeline import FeaturePlan, plan_feature_set
+from trading_core.security import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ def resolve_dataset_version(
         raise DatasetNotFound(
             f"no dataset_version to build features from: none was given (param dataset_version / "
             f"--dataset-version), no triggering ohlcv asset event carried one ({len(triggering_extras)} events), "
-            f"and the app DB at {url} records no dataset; run the market_data DAG or `trading ingest` first"
+            f"and the app DB at {redact_url(url)} records no dataset; run the market_data DAG or `trading ingest` first"
         )
     log.info("dataset_version %s: the latest recorded dataset", latest.version)
     return latest.version

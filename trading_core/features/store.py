@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import uuid
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from trading_core.features.splits import SPLIT_NAMES
 from trading_core.features.windows import WindowedDataset
 
 VERSION_PREFIX = "fs-"
+_VERSION_RE = re.compile(rf"{VERSION_PREFIX}[A-Za-z0-9]{{1,64}}")
 
 
 @dataclass
@@ -103,7 +105,8 @@ class FeatureStore:
         self.root = root
 
     def path(self, version: str) -> Path:
-        if not version.startswith(VERSION_PREFIX) or not version[len(VERSION_PREFIX) :].isalnum():
+        # ASCII letters and digits only (str.isalnum() also takes other scripts): one path component.
+        if not isinstance(version, str) or not _VERSION_RE.fullmatch(version):
             raise DatasetNotFound(f"{version!r} is not a feature set version (expected fs-<hex>)")
         return self.root / version
 

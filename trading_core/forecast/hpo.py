@@ -48,6 +48,7 @@ from trading_core.features.pipeline import feature_store
 from trading_core.forecast import tracking
 from trading_core.forecast.model import ForecasterConfig
 from trading_core.forecast.train import TrainConfig, train_ensemble
+from trading_core.security import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +176,9 @@ def storage_url(database_url: str) -> str:
     backend = url.get_backend_name()
     if backend == "sqlite":
         if not url.database or url.database == ":memory:":
-            raise ConfigError(f"an in-memory SQLite app DB ({database_url}) cannot hold a study shared by workers")
+            raise ConfigError(
+                f"an in-memory SQLite app DB ({redact_url(database_url)}) cannot hold a study shared by workers"
+            )
         path = Path(url.database)
         return url.set(database=str(path.with_name(f"{path.stem}-optuna{path.suffix or '.db'}"))).render_as_string(
             hide_password=False

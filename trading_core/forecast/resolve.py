@@ -16,6 +16,7 @@ from typing import Any
 from trading_core.config import Settings
 from trading_core.db import lineage, upgrade_database
 from trading_core.errors import ConfigError, DatasetNotFound
+from trading_core.security import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +47,8 @@ def resolve_feature_set_version(
         if latest is None:
             raise DatasetNotFound(
                 f"no feature_set_version to train on: none was given (param feature_set_version), no triggering "
-                f"features asset event carried one ({len(triggering_extras)} events), and the app DB at {url} "
-                f"records no feature set; run the features DAG or `trading features build` first"
+                f"features asset event carried one ({len(triggering_extras)} events), and the app DB at "
+                f"{redact_url(url)} records no feature set; run the features DAG or `trading features build` first"
             )
         version, source = latest.version, "the latest recorded feature set"
     lineage.get_feature_set(url, version)  # raises DatasetNotFound naming the recorded ones

@@ -329,11 +329,13 @@ class TradingPolicy:
     def _action(self, obs: np.ndarray, forecasts: pd.DataFrame | None) -> np.ndarray:
         spec = self.spec
         if spec.kind == "agent":
-            assert self.actor is not None
+            if self.actor is None:  # not an assert: it would vanish under python -O (bandit B101)
+                raise ConfigError("policy kind 'agent' has no actor")
             return self.actor.predict(obs)
         if spec.kind == "constant_mix":
             return np.asarray(spec.constant_actions, dtype=np.float64)
-        assert forecasts is not None
+        if forecasts is None:
+            raise ConfigError(f"policy kind {spec.kind!r} needs the forecaster's output")
         probs = forecasts[["prob_hold", "prob_buy", "prob_sell"]].to_numpy(np.float64)
         cls = probs.argmax(axis=1)
         side = np.where(cls == 1, 1.0, np.where(cls == 2, -1.0 if spec.rule_allow_short else 0.0, 0.0))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from trading_core.data.providers.base import OHLCVProvider
+from trading_core.errors import ConfigError
 
 if TYPE_CHECKING:
     from trading_core.config import Settings
@@ -33,9 +34,13 @@ def build_provider(request: IngestRequest, settings: Settings) -> OHLCVProvider:
         )
     if request.source == "csv":
         from trading_core.data.providers.files import FileProvider
+        from trading_core.security import resolve_input_file
 
-        assert request.path is not None  # enforced by IngestRequest
-        return FileProvider(request.path, layout=request.layout, columns=request.columns, calendar=request.calendar)
+        if request.path is None:  # IngestRequest enforces it; not an assert (python -O drops those)
+            raise ConfigError("source 'csv' needs path")
+        # An existing regular file, symlinks resolved, inside TRADING_INGEST_ROOTS when that is set.
+        path = resolve_input_file(request.path, field="path", roots=settings.ingest_roots)
+        return FileProvider(path, layout=request.layout, columns=request.columns, calendar=request.calendar)
     if request.source == "yfinance":
         from trading_core.data.providers.yahoo import YahooProvider
 

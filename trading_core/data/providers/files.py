@@ -26,6 +26,7 @@ import pandas as pd
 from trading_core.data.calendars import CONTINUOUS, WEEKDAYS
 from trading_core.data.schema import OHLCV_COLUMNS, SOURCE_ROW, empty_ohlcv, to_utc, validate_interval
 from trading_core.errors import ConfigError, ProviderError, SchemaError
+from trading_core.security import resolve_input_file
 
 log = logging.getLogger(__name__)
 
@@ -151,9 +152,8 @@ class FileProvider:
         calendar: str | None = None,
         chunk_rows: int = 250_000,
     ) -> None:
-        self.path = Path(path).expanduser()
-        if not self.path.is_file():
-            raise ConfigError(f"data file not found: {self.path}")
+        # Resolved, an existing regular file (no directory, FIFO or NUL byte): ConfigError otherwise.
+        self.path = resolve_input_file(path, field="path")
         if isinstance(layout, FileLayout):
             resolved = layout
         elif layout == "auto":
