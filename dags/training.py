@@ -159,7 +159,9 @@ def training() -> None:
         from trading_core.training import register_step
 
         dag_run = f"{context['dag'].dag_id}:{context['run_id']}"
-        version = register_step(get_settings(), forecaster, agent, validation, dag_run, context["params"]["model_name"])
+        params = context["params"]
+        trigger = {key: params.get(key) for key in ("trigger_reason", "drift_check_id")}
+        version = register_step(get_settings(), forecaster, agent, validation, dag_run, params["model_name"], trigger)
         extra = {
             **version,
             "feature_set_version": forecaster["feature_set_version"],

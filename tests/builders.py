@@ -20,6 +20,25 @@ TINY = FeatureSetConfig(
 )
 """A feature recipe with short warm-ups: a year or two of synthetic bars gives a full feature set."""
 
+TINY_RUN: dict[str, Any] = {
+    "hpo_workers": 2,
+    "hpo_trials_per_worker": 1,
+    "hpo_epochs": 1,
+    "epochs": 1,
+    "ensemble_size": 2,
+    "max_train_samples": 256,
+    "device": "cpu",
+    # the agent and the walk-forward, as small as they get
+    "timesteps": 256,
+    "n_envs": 2,
+    "folds": 2,
+    "test_size": 30,
+    "seeds": [0],
+    "wf_timesteps": 256,
+    "wf_epochs": 1,
+}
+"""Training DAG params for the smallest real run: two HPO workers of one trial, one epoch, 256 agent steps."""
+
 
 def asset_events(asset: Any, events: list[tuple[dict[str, Any], int]], source_dag: str, source_task: str) -> Any:
     """Airflow's ``triggering_asset_events`` accessor for ``asset``: one event per (extra, day of Jan 2026)."""
@@ -111,3 +130,21 @@ def trending_feature_set(settings: Any, home: Path) -> tuple[Path, str]:
     csv = trending_market(home / "trend.csv")
     dataset = ingest(IngestRequest(source="csv", path=str(csv)), settings).dataset_version
     return csv, build_feature_set(dataset, TINY, settings).feature_set_version
+
+
+def planted_break(path: Path, start: str, days: int = 130, seed: int = 11) -> Path:
+    """After ``start``: volatility x4, a falling market and thin volume (a regime the model never saw)."""
+    rng = np.random.default_rng(seed)
+    old = pd.read_csv(path, parse_dates=["timestamp"])
+    stamps = pd.bdate_range(start, periods=days)
+    frames = [old]
+    for symbol, group in old.groupby("symbol"):
+        last = float(group["close"].iloc[-1])
+        close = last * np.exp(np.cumsum(-0.004 + 0.032 * rng.standard_normal(days)))
+        open_ = close * np.exp(0.01 * rng.standard_normal(days))
+        high = np.maximum(open_, close) * (1 + 0.02 * rng.random(days))
+        low = np.minimum(open_, close) * (1 - 0.02 * rng.random(days))
+        frames.append(pd.DataFrame({"timestamp": stamps, "symbol": symbol, "open": open_, "high": high, "low": low,
+                                    "close": close, "volume": rng.uniform(2e6, 9e6, days) / close}))  # fmt: skip
+    pd.concat(frames).to_csv(path, index=False)
+    return path

@@ -6,10 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
-from builders import GOOD_METRICS, register_baseline, trending_feature_set
+from builders import GOOD_METRICS, planted_break, register_baseline, trending_feature_set
 
 from trading_core.config import Settings, get_settings
 from trading_core.data.ingest import ingest
@@ -19,24 +17,6 @@ from trading_core.monitoring.store import list_checks, set_triggered_run
 from trading_core.registry import aliases
 
 NAME = "trading-policy"
-
-
-def planted_break(path: Path, start: str, days: int = 130, seed: int = 11) -> Path:
-    """After ``start``: volatility x4, a falling market and thin volume (a regime the model never saw)."""
-    rng = np.random.default_rng(seed)
-    old = pd.read_csv(path, parse_dates=["timestamp"])
-    stamps = pd.bdate_range(start, periods=days)
-    frames = [old]
-    for symbol, group in old.groupby("symbol"):
-        last = float(group["close"].iloc[-1])
-        close = last * np.exp(np.cumsum(-0.004 + 0.032 * rng.standard_normal(days)))
-        open_ = close * np.exp(0.01 * rng.standard_normal(days))
-        high = np.maximum(open_, close) * (1 + 0.02 * rng.random(days))
-        low = np.minimum(open_, close) * (1 - 0.02 * rng.random(days))
-        frames.append(pd.DataFrame({"timestamp": stamps, "symbol": symbol, "open": open_, "high": high, "low": low,
-                                    "close": close, "volume": rng.uniform(2e6, 9e6, days) / close}))  # fmt: skip
-    pd.concat(frames).to_csv(path, index=False)
-    return path
 
 
 @pytest.fixture(scope="module")

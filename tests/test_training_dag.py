@@ -12,7 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from builders import TINY
+from builders import TINY, TINY_RUN
 
 from trading_core.config import Settings
 from trading_core.data.ingest import ingest
@@ -23,23 +23,6 @@ from trading_core.forecast.resolve import TrainingPlan
 from trading_core.forecast.train import TrainConfig
 
 DAGS = Path(__file__).resolve().parents[1] / "dags"
-TINY_RUN = {
-    "hpo_workers": 2,
-    "hpo_trials_per_worker": 1,
-    "hpo_epochs": 1,
-    "epochs": 1,
-    "ensemble_size": 2,
-    "max_train_samples": 256,
-    "device": "cpu",
-    # the agent and the walk-forward, as small as they get
-    "timesteps": 256,
-    "n_envs": 2,
-    "folds": 2,
-    "test_size": 30,
-    "seeds": [0],
-    "wf_timesteps": 256,
-    "wf_epochs": 1,
-}
 
 pytestmark = pytest.mark.airflow
 

@@ -151,9 +151,13 @@ def register_step(
     validation: Mapping[str, Any],
     dag_run: str,
     name: str | None = None,
+    trigger: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Log the ``TradingPolicy`` bundle and register it as the candidate version of ``name``, tagged
-    with lineage, the walk-forward metrics and links to the forecaster, agent, policy and validation runs."""
+    with lineage, the walk-forward metrics and links to the forecaster, agent, policy and validation runs.
+
+    ``trigger``: why this training ran when something started it (the drift monitor's ``trigger_reason``
+    and ``drift_check_id``); kept as version tags so a reviewer sees which alarm a candidate answers."""
     from trading_core.registry.candidate import register_candidate
 
     metrics = dict(validation.get("metrics") or {})
@@ -169,6 +173,7 @@ def register_step(
         lineage={
             "dataset_version": str(forecaster["dataset_version"]),
             "feature_set_version": str(forecaster["feature_set_version"]),
+            **{key: str(value)[:4000] for key, value in (trigger or {}).items() if value not in (None, "")},
         },
         metrics=metrics,
         links={

@@ -12,13 +12,14 @@
 5. the decision (``ok`` / ``drift`` / ``decay`` / ``drift+decay``), a row in ``drift_checks``, and an
    MLflow run in experiment ``monitoring`` with the HTML report and the per-column scores.
 
-**Calibrated alarm level.** Rolling-window features are autocorrelated, so the per-column K-S test
-flags most columns of a stationary window (about 0.85 of them on an AR(1) with phi 0.95, see
-:mod:`.drift`). The check therefore measures the drifted share that the training period itself
-produces: ``CALIBRATION_WINDOWS`` consecutive windows of ``window`` bars at the end of the training
-period, each against the reference rows before it, with the same K-S test (scipy's ``ks_2samp``, the
-test Evidently runs). Dataset drift needs a share above the largest of those (and at least the
-configured ``drift_share``): a change the model's own history never showed.
+**Calibrated thresholds.** Rolling-window features are autocorrelated, so a per-column K-S test
+flags most columns of a stationary window, and a fixed distance threshold fits no feature in
+particular (:mod:`.calibration`). The check therefore recomputes the features over the whole training
+period and calibrates one normed-Wasserstein threshold per column on windows of the same length
+(:func:`.calibration.calibrate`); Evidently then runs its ``wasserstein`` test with those thresholds,
+and dataset drift is a drifted share of at least ``drift_share`` (governance ``max_drift_share``).
+The forecaster's class probabilities are calibrated the same way, on its output over the training
+period.
 
 Retraining is decided here too (``should_retrain``), with a **cooldown**: a drift alarm within
 ``cooldown_days`` of the last check that triggered a retraining does not trigger another.
@@ -45,7 +46,6 @@ log = logging.getLogger(__name__)
 
 EXPERIMENT = "monitoring"
 DEFAULT_WINDOW = 63
-CALIBRATION_WINDOWS = 4
 PROB_COLUMNS = ["prob_hold", "prob_buy", "prob_sell"]
 
 
@@ -71,36 +71,6 @@ class CheckOutcome:
 def _utc(value: Any) -> pd.Timestamp:
     stamp = pd.Timestamp(value)
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-
-
-def null_drift_shares(
-    reference: pd.DataFrame, training: pd.DataFrame, columns: list[str], window: int,
-    n_windows: int = CALIBRATION_WINDOWS, p_threshold: float = 0.05,
-) -> list[float]:  # fmt: skip
-    """Drifted-column shares (K-S, ``p <= p_threshold``) of the last ``n_windows`` windows of ``window``
-    bars of ``training`` (features over the training period), each against the ``reference`` rows
-    strictly before the window: what the training period produces without any regime change."""
-    from scipy.stats import ks_2samp
-
-    stamps = np.sort(training["timestamp"].unique())
-    shares = []
-    for k in range(n_windows, 0, -1):
-        chunk = stamps[len(stamps) - k * window : len(stamps) - (k - 1) * window]
-        if len(chunk) < window:
-            continue
-        current = training[training["timestamp"].isin(chunk)]
-        before = reference[pd.to_datetime(reference["timestamp"], utc=True) < _utc(chunk[0])]
-        drifted = 0
-        for column in columns:
-            a = before[column].to_numpy(np.float64)
-            b = current[column].to_numpy(np.float64)
-            a, b = a[np.isfinite(a)], b[np.isfinite(b)]
-            if len(a) < 30 or len(b) < 30:
-                break
-            drifted += ks_2samp(a, b).pvalue <= p_threshold
-        else:
-            shares.append(drifted / len(columns))
-    return shares
 
 
 def _paper_returns(settings: Settings, name: str, version: str) -> pd.Series | None:
@@ -130,6 +100,8 @@ def run_check(
     actor: str | None = None,
 ) -> CheckOutcome:  # fmt: skip
     """Check ``name`` v``version`` (default: the champion) as of ``as_of`` (default: the newest bar)."""
+    from trading_core.monitoring.calibration import METHOD as CALIBRATED_METHOD
+    from trading_core.monitoring.calibration import calibrate
     from trading_core.monitoring.decay import performance_decay
     from trading_core.monitoring.drift import feature_drift, prediction_drift
     from trading_core.monitoring.store import last_trigger, record_check
@@ -161,21 +133,27 @@ def run_check(
         features = policy.features(policy.validate_bars(bars))
         stamps = np.sort(features["timestamp"].unique())[-window:]
         current = features[features["timestamp"].isin(stamps)]
-        ref_end = pd.Timestamp(reference["timestamp"].max())
-        horizon = policy.min_history + (CALIBRATION_WINDOWS + 1) * window
-        ref_features = policy.features(policy.validate_bars(
-            recent_bars(settings, feed, interval, policy.universe, horizon, ref_end)))  # fmt: skip
-        null = null_drift_shares(reference, ref_features, policy.feature_names, window)
         names = policy.feature_names
-        alarm = max([threshold, *[share + 1.0 / len(names) for share in null]])
+        ref_stamps = pd.to_datetime(reference["timestamp"], utc=True)
+        ref_start, ref_end = ref_stamps.min(), ref_stamps.max()
+        span = policy.min_history + int(ref_stamps.nunique())
+        training = policy.features(policy.validate_bars(
+            recent_bars(settings, feed, interval, policy.universe, span, ref_end)))  # fmt: skip
+        training = training[pd.to_datetime(training["timestamp"], utc=True) >= ref_start]
+        calibration = calibrate(reference, training, names, window)
         html = Path(tmp) / "feature_drift.html"
-        drift = feature_drift(reference, current, names, drift_share=min(alarm, 1.0), html_path=html)
+        drift = feature_drift(reference, current, names, drift_share=threshold, html_path=html,
+                              method=CALIBRATED_METHOD, threshold=calibration.thresholds)  # fmt: skip
 
-        prediction = None
+        prediction, prediction_calibration = None, None
         if policy.forecaster is not None:
-            ref_probs = policy.forecast(ref_features, last=window)
+            ref_probs = policy.forecast(training, last=len(training))
             cur_probs = policy.forecast(features, last=window)
-            prediction = prediction_drift(ref_probs[PROB_COLUMNS], cur_probs[PROB_COLUMNS], drift_share=threshold)
+            prediction_calibration = calibrate(ref_probs, ref_probs, PROB_COLUMNS, window)
+            prediction = prediction_drift(
+                ref_probs[PROB_COLUMNS], cur_probs[PROB_COLUMNS], drift_share=threshold, include_label=False,
+                method=CALIBRATED_METHOD, threshold=prediction_calibration.thresholds,
+            )  # fmt: skip
 
         tags = dict(client.get_model_version(name, str(version)).tags)
         validation = tags.get("metric.wf_hybrid_rl_sharpe_mean")
@@ -190,8 +168,9 @@ def run_check(
         decision = "drift+decay" if drifted and decayed else "drift" if drifted else "decay" if decayed else "ok"
         reasons = [
             f"feature drift: {len(drift.drifted_columns)} of {len(drift.columns)} columns drifted (share "
-            f"{drift.drift_share:.3f}; alarm above {alarm:.3f} = max(configured {threshold:.2f}, training-period "
-            f"windows {', '.join(f'{x:.2f}' for x in null) or 'n/a'} + 1 column))",
+            f"{drift.drift_share:.3f}, drift at {threshold:.2f}; per-column thresholds calibrated on "
+            f"{calibration.n_windows} training-period windows of {window} bars)"
+            + (f": {', '.join(drift.drifted_columns[:8])}" if drift.drifted_columns else ""),
         ]
         if prediction is not None:
             drifted_probs = ", ".join(prediction.drifted_columns) or "none"
@@ -216,8 +195,9 @@ def run_check(
             url, model_name=name, version=str(version), window_start=window_start.to_pydatetime(),
             window_end=window_end.to_pydatetime(), drift=drift, prediction=prediction, decay=decay,
             decision=decision, reason=reason, mlflow_run_id=run_id,
-            details={"actor": actor, "should_retrain": should_retrain, "window": window, "alarm_share": alarm,
-                     "null_shares": null},
+            details={"actor": actor, "should_retrain": should_retrain, "window": window,
+                     "calibration": calibration.as_dict(),
+                     "prediction_calibration": prediction_calibration.as_dict() if prediction_calibration else None},
         )  # fmt: skip
     log.info("monitoring %s v%s: %s (%s)", name, version, decision, reason)
     return CheckOutcome(

@@ -31,8 +31,9 @@ per-column false-alarm rate was 0.83 and 0.86 (200 and 50 column tests) instead 
 with a 1,500-row reference, 0.87 with 126 current rows, 0.80 for a 20-bar rolling mean of white noise.
 On such features a per-column "drift" says "this window sits in one part of the training
 distribution", not "the distribution moved", and a dataset share of 0.3 is reached on most stationary
-windows. Read the share with that in mind, or calibrate ``threshold`` on the training period (the
-p-values of training-period windows against the reference are the empirical null).
+windows. The monitoring check therefore does not use K-S: it passes ``method="wasserstein"`` with one
+threshold per column calibrated on the training period (:mod:`.calibration`); the K-S default here is
+for callers comparing independent samples.
 
 **Dataset drift** is ``share >= drift_share`` (:data:`DriftResult.dataset_drift`): ``>=`` like
 Evidently itself (its legacy ``DatasetDriftMetric`` and the default test it attaches to
@@ -54,6 +55,7 @@ Cost: the preset renders its plots while it computes (~0.2 s per column on one c
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -118,7 +120,7 @@ def feature_drift(
     drift_share: float = 0.3,
     html_path: Path | None = None,
     method: str = NUM_METHOD,
-    threshold: float | None = None,
+    threshold: float | Mapping[str, float] | None = None,
 ) -> DriftResult:
     """Drift of the numerical ``columns`` of ``current`` against ``reference`` (Evidently ``DataDriftPreset``).
 
@@ -128,7 +130,9 @@ def feature_drift(
     :param drift_share: share of drifted columns at which the dataset counts as drifted (``>=``).
     :param html_path: where to write Evidently's HTML report (parent folders are created).
     :param method: Evidently stat test of the columns (default K-S; see the module docstring).
-    :param threshold: its threshold; None takes the test's default (K-S: :data:`NUM_THRESHOLD`; 0.1 for distances).
+    :param threshold: its threshold; None takes the test's default (K-S: :data:`NUM_THRESHOLD`; 0.1 for
+        distances); a mapping gives one per column (Evidently's ``per_column_threshold``), as calibrated by
+        :func:`.calibration.calibrate`, and must cover every column.
     :raises DataQualityError: a column is missing or not numeric, or a side has fewer than
         :data:`MIN_ROWS` complete rows.
     """
@@ -145,10 +149,13 @@ def prediction_drift(
     drift_share: float = 0.3,
     html_path: Path | None = None,
     method: str = NUM_METHOD,
-    threshold: float | None = None,
+    threshold: float | Mapping[str, float] | None = None,
+    include_label: bool = True,
 ) -> DriftResult:
     """Drift of the forecaster's output: ``prob_hold``, ``prob_buy``, ``prob_sell`` (numerical, ``method``)
-    and the predicted label (their argmax, categorical, chi-square): four columns in the share.
+    and, with ``include_label``, the predicted label (their argmax, categorical, chi-square): four columns
+    in the share. The label's chi-square test has no calibrated threshold, so a caller that calibrates the
+    probabilities (the monitoring check) leaves it out.
 
     :raises DataQualityError: a probability column is missing, or a side has too few complete rows.
     """
@@ -157,9 +164,11 @@ def prediction_drift(
     sides = []
     for frame, side in ((reference_probs, "reference"), (current_probs, "current")):
         probs = _complete(frame, columns, side)
-        probs[LABEL_COLUMN] = np.asarray(LABELS, dtype=object)[probs[columns].to_numpy().argmax(axis=1)]
+        if include_label:
+            probs[LABEL_COLUMN] = np.asarray(LABELS, dtype=object)[probs[columns].to_numpy().argmax(axis=1)]
         sides.append(probs)
-    return _run(sides[0], sides[1], columns, [LABEL_COLUMN], drift_share, html_path, method, threshold)
+    categorical = [LABEL_COLUMN] if include_label else []
+    return _run(sides[0], sides[1], columns, categorical, drift_share, html_path, method, threshold)
 
 
 def _check_args(columns: list[str], drift_share: float) -> None:
@@ -193,15 +202,21 @@ def _complete(frame: pd.DataFrame, columns: list[str], side: str) -> pd.DataFram
 
 def _run(
     ref: pd.DataFrame, cur: pd.DataFrame, numerical: list[str], categorical: list[str], drift_share: float,
-    html_path: Path | None, method: str, threshold: float | None,
+    html_path: Path | None, method: str, threshold: float | Mapping[str, float] | None,
 ) -> DriftResult:  # fmt: skip
     from evidently import DataDefinition, Dataset, Report  # heavy: imported when a report is run
     from evidently.presets import DataDriftPreset
 
+    per_column: dict[str, float] | None = None
+    if isinstance(threshold, Mapping):
+        missing = [c for c in numerical if c not in threshold]
+        if missing:
+            raise ConfigError(f"per-column thresholds lack {len(missing)} column(s): {missing[:5]}")
+        per_column, threshold = {c: float(threshold[c]) for c in numerical}, None
     definition = DataDefinition(numerical_columns=numerical, categorical_columns=categorical or None)
     preset = DataDriftPreset(
         columns=[*numerical, *categorical], drift_share=drift_share, num_method=method, num_threshold=threshold,
-        cat_method=CAT_METHOD, cat_threshold=CAT_THRESHOLD,
+        cat_method=CAT_METHOD, cat_threshold=CAT_THRESHOLD, per_column_threshold=per_column,
     )  # fmt: skip
     snapshot = Report([preset], include_tests=True).run(
         current_data=Dataset.from_pandas(cur, data_definition=definition),
