@@ -9,6 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import Asset, Param
 
+from trading_core.config import get_settings
+
+GPU_QUEUE = get_settings().gpu_queue
+"""Celery queue of the GPU training tasks (``TRADING_GPU_QUEUE``; ``default`` unless a GPU worker serves ``gpu``)."""
+
 DEFAULT_ARGS = {
     "owner": "ml-platform",
     "retries": 2,

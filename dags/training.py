@@ -24,6 +24,9 @@ The whole training pipeline, each box a library call (the same ones the CLI runs
   alias and the runs behind it). XCom carries references only.
 * Same functions on the command line: `trading train-forecaster`, `trading hpo-forecaster`,
   `trading train-agent`, `trading walk-forward`.
+
+The four training tasks in pool `gpu` go to the Celery queue `TRADING_GPU_QUEUE` (`default` unless a
+GPU worker serves `gpu`: docker compose's `gpu` profile).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import dag, task
-from trading_assets import CANDIDATE_MODEL, DEFAULT_ARGS, FEATURES, FORECASTER
+from trading_assets import CANDIDATE_MODEL, DEFAULT_ARGS, FEATURES, FORECASTER, GPU_QUEUE
 from training_params import TRAINING_PARAMS
 
 TRAINING_TIMEOUT = timedelta(hours=2)
@@ -76,7 +79,7 @@ def training() -> None:
         context["ti"].xcom_push(key="plan", value=plan.as_dict())
         return list(range(plan.hpo_workers))
 
-    @task(pool="gpu", execution_timeout=TRAINING_TIMEOUT)
+    @task(pool="gpu", queue=GPU_QUEUE, execution_timeout=TRAINING_TIMEOUT)
     def hpo_worker(plan: dict[str, Any], worker: int) -> dict[str, Any]:
         """Run this worker's share of the trials (seeded by its index) on the shared study."""
         from trading_core.config import get_settings
@@ -106,7 +109,7 @@ def training() -> None:
         run_id = log_study(plan["study_name"], settings)
         return {**best_params(plan["study_name"], settings), "study_name": plan["study_name"], "hpo_run_id": run_id}
 
-    @task(pool="gpu", execution_timeout=TRAINING_TIMEOUT, outlets=[FORECASTER])
+    @task(pool="gpu", queue=GPU_QUEUE, execution_timeout=TRAINING_TIMEOUT, outlets=[FORECASTER])
     def train_forecaster(
         plan: dict[str, Any], best: dict[str, Any], *, outlet_events: Any, **context: Any
     ) -> dict[str, Any]:
@@ -125,7 +128,7 @@ def training() -> None:
         outlet_events[FORECASTER].extra = reference
         return reference
 
-    @task(pool="gpu", execution_timeout=TRAINING_TIMEOUT)
+    @task(pool="gpu", queue=GPU_QUEUE, execution_timeout=TRAINING_TIMEOUT)
     def train_agent(plan: dict[str, Any], forecaster: dict[str, Any], **context: Any) -> dict[str, Any]:
         """The hybrid RL agent on the forecaster's outputs (a retry reuses a finished run)."""
         from trading_core.config import get_settings
@@ -136,7 +139,7 @@ def training() -> None:
             plan["feature_set_version"], forecaster["model_uri"], context["params"], get_settings(), dag_run
         )
 
-    @task(pool="gpu", execution_timeout=TRAINING_TIMEOUT)
+    @task(pool="gpu", queue=GPU_QUEUE, execution_timeout=TRAINING_TIMEOUT)
     def walk_forward(plan: dict[str, Any], **context: Any) -> dict[str, Any]:
         """Walk-forward folds: every strategy retrained on each fold's past, tested on the next window."""
         from trading_core.config import get_settings

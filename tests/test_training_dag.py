@@ -57,8 +57,32 @@ def test_dag_is_scheduled_on_features_and_trains_in_the_gpu_pool(dagbag) -> None
     assert agent.pool == validation.pool == "gpu" and agent.upstream_task_ids == {"resolve", "train_forecaster"}
     assert validation.upstream_task_ids == {"resolve", "train_forecaster"}
     assert register.upstream_task_ids == {"train_forecaster", "train_agent", "walk_forward"}
+    gpu_tasks = (hpo, train, agent, validation)
+    assert {t.queue for t in gpu_tasks} == {"default"} and register.queue == "default"  # TRADING_GPU_QUEUE unset
     assert [a.name for a in register.outlets] == ["candidate_model"]
     assert dag.get_task("resolve").upstream_task_ids == {"prepare"}
+
+
+def test_the_gpu_tasks_go_to_the_queue_of_trading_gpu_queue(airflow_db: Path) -> None:
+    """docker compose's gpu profile sets TRADING_GPU_QUEUE=gpu: the DAG processor then routes the four
+    GPU tasks (and only those) to the GPU worker's queue. A fresh process, as the DAG processor parses."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        f"import json, sys; sys.path.insert(0, {str(DAGS)!r}); from airflow.dag_processing.dagbag import DagBag; "
+        f"dag = DagBag({str(DAGS)!r}).get_dag('training'); "
+        "print(json.dumps({t.task_id: t.queue for t in dag.tasks}))"
+    )
+    env = {**os.environ, "TRADING_GPU_QUEUE": "gpu"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    queues = json.loads(out.stdout.strip().splitlines()[-1])
+    gpu = {"hpo_worker", "train_forecaster", "train_agent", "walk_forward"}
+    assert {t for t, q in queues.items() if q == "gpu"} == gpu, queues
+    assert {q for t, q in queues.items() if t not in gpu} == {"default"}
 
 
 def test_param_defaults_are_the_library_defaults(dagbag) -> None:  # type: ignore[no-untyped-def]

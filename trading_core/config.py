@@ -53,6 +53,11 @@ class Settings(BaseSettings):
     plugins_folder: Path = Field(default=Path("plugins"))
     """Plugins folder handed to the embedded Airflow (relative to the working directory)."""
 
+    gpu_queue: str = Field(default="default", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    """Celery queue of the training tasks that use a GPU (pool ``gpu``): ``default`` runs them on any
+    worker; the compose stack's ``gpu`` profile sets ``gpu`` so they run on ``airflow-worker-gpu``.
+    Read when the DAG files are parsed; ignored by the LocalExecutor."""
+
     ingest_roots: tuple[Path, ...] | None = None
     """Folders a ``csv`` ingest may read files from (``TRADING_INGEST_ROOTS='["/data/vendor"]'``, JSON).
     Default: any existing regular file the process can read (the local CLI); set it where untrusted
