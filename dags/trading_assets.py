@@ -5,14 +5,15 @@ Each asset event carries references in its ``extra`` (versions, paths), never da
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import Asset, Param
 
-from trading_core.config import get_settings
-
-GPU_QUEUE = get_settings().gpu_queue
-"""Celery queue of the GPU training tasks (``TRADING_GPU_QUEUE``; ``default`` unless a GPU worker serves ``gpu``)."""
+GPU_QUEUE = os.environ.get("TRADING_GPU_QUEUE") or "default"
+"""Celery queue of the GPU training tasks: ``Settings.gpu_queue``'s variable ``TRADING_GPU_QUEUE``, read
+from the environment because DAG files import no trading_core at parse time (``default`` unless a GPU
+worker serves ``gpu``; the tasks' own Settings validate it)."""
 
 DEFAULT_ARGS = {
     "owner": "ml-platform",

@@ -87,6 +87,21 @@ def training_runs() -> dict[str, dict]:
         }
 
 
+def settle_pending_training_runs() -> None:
+    """Fail training runs left queued by earlier tests in this metadata DB: ``dag.test()`` of the drift
+    DAG queues the run it triggers and nothing ever runs it, and the monitor's guard (rightly) starts no
+    retraining while one is queued. A fresh deployment's scheduler would have run or failed them."""
+    from airflow.models import DagRun
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState
+    from sqlalchemy import select
+
+    with create_session() as session:
+        pending = select(DagRun).where(DagRun.dag_id == "training", DagRun.state.in_(["queued", "running"]))
+        for run in session.scalars(pending):
+            run.state = DagRunState.FAILED
+
+
 def train(world: dict, **conf: object) -> str:
     """A training DAG run; returns the candidate version it registered."""
     run = world["dagbag"].get_dag("training").test(run_conf={**TRAIN, **conf})
@@ -120,6 +135,7 @@ def test_drift_is_detected_retrains_once_and_the_new_candidate_meets_the_gates(w
     assert str(client(settings).get_model_version_by_alias(NAME, "champion").version) == first
 
     # 2. The last calm day: the monitor finds nothing and starts nothing.
+    settle_pending_training_runs()
     before = set(training_runs())
     _, calm = monitor(world, pd.Timestamp("2023-12-29"))
     check = list_checks(url, model_name=NAME)[0]
