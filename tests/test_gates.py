@@ -16,6 +16,7 @@ from mlflow.tracking import MlflowClient
 
 from trading_core.config import Settings, get_settings
 from trading_core.db.audit import list_events
+from trading_core.forecast.tracking import ensure_experiment
 from trading_core.registry import gates
 from trading_core.registry.reference import drift_report, write_reference
 
@@ -84,7 +85,8 @@ def test_a_version_without_a_reference_fails_the_drift_gate(world: dict) -> None
     def identity(model_input: list[float]) -> list[float]:
         return model_input
 
-    with mlflow.start_run():
+    # An experiment of the test's own store: the default experiment 0 would put the artifacts in ./mlruns.
+    with mlflow.start_run(experiment_id=ensure_experiment("gate-tests", settings)):
         info = mlflow.pyfunc.log_model(
             name="m", python_model=identity, input_example=[1.0], pip_requirements=["mlflow"]
         )
