@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PIP    := $(BIN)/pip --disable-pip-version-check
 
-.PHONY: venv demo test test-fast lint type security ui bench lock clean
+.PHONY: venv demo test test-fast lint type security ui bench lock clean browser
 
 venv: $(STAMP)
 
@@ -49,6 +49,14 @@ bench: venv
 	$(BIN)/python benchmarks/features.py
 	$(BIN)/python benchmarks/forecaster.py
 	$(BIN)/python benchmarks/env.py
+
+# Chromium for the browser tests (tests/test_production_stack.py; they skip without it): Debian's package,
+# as .ci/run installs it. Playwright drives /usr/bin/chromium and never downloads a browser.
+browser:
+	@test -x /usr/bin/chromium || { \
+		SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
+		$$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends chromium; }
+	@/usr/bin/chromium --version
 
 # Re-resolve requirements.in into the exact lock requirements.txt (needs the package index).
 lock:

@@ -79,14 +79,15 @@ def _tail(path: Path, lines: int = 40) -> str:
 
 
 @contextlib.contextmanager
-def temporary_postgres_database(base_url: str) -> Iterator[str]:
+def temporary_postgres_database(base_url: str, prefix: str = "airflow_test") -> Iterator[str]:
     """A throw-away database on the PostgreSQL server of ``base_url`` (e.g. TEST_DATABASE_URL), dropped after.
 
-    Yields its URL, usable as ``AirflowStack(db_url=...)`` (Airflow uses psycopg2 for ``postgresql://``)."""
+    Yields its URL, usable as ``AirflowStack(db_url=...)`` (Airflow uses psycopg2 for ``postgresql://``).
+    ``prefix`` starts the database's name (then a random suffix): it tells a leftover's owner."""
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
-    name = f"airflow_test_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
@@ -419,6 +420,22 @@ class AirflowStack:
                 message = f"timed out after {timeout:.0f} s waiting for {what}"
                 raise AirflowStackError(self._report(message, dag_id, run_id))
             time.sleep(1.0)
+
+    def wait_until(
+        self,
+        what: str,
+        probe: Callable[[], _T | None],
+        timeout: float = 60.0,
+        dag_id: str | None = None,
+        run_id: str | None = None,
+    ) -> _T:
+        """Poll ``probe`` every second until it returns something other than None; that value. After
+        ``timeout`` (or when a component dies) fail with the logs (and the run's task states and logs)."""
+        return self._wait(what, probe, timeout, dag_id, run_id)
+
+    def create_pool(self, name: str, slots: int, description: str = "") -> dict[str, Any]:
+        """Create a pool (``POST /api/v2/pools``): the scheduler never queues a task whose pool is missing."""
+        return dict(self.api("POST", "/api/v2/pools", json={"name": name, "slots": slots, "description": description}))
 
     def wait_for_dag(self, dag_id: str, timeout: float = 60.0) -> dict[str, Any]:
         """Wait until the dag-processor has parsed ``dag_id`` and the API lists it; its DAG record."""
