@@ -45,6 +45,7 @@ from typing import Any
 import pytest
 import requests
 from airflow_stack import AirflowStack, AirflowStackError, free_port, temporary_postgres_database
+from builders import TINY_RUN
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 
@@ -62,22 +63,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-TINY_TRAINING = {
-    "hpo_workers": 1,
-    "hpo_trials_per_worker": 1,
-    "hpo_epochs": 1,
-    "epochs": 1,
-    "ensemble_size": 2,
-    "max_train_samples": 256,
-    "device": "cpu",
-    "timesteps": 256,
-    "n_envs": 2,
-    "folds": 2,
-    "test_size": 30,
-    "seeds": [0, 1],  # two seeds: the Sharpe CI the governance gate requires
-    "wf_timesteps": 256,
-    "wf_epochs": 1,
-}
+TINY_TRAINING = {**TINY_RUN, "hpo_workers": 1, "seeds": [0, 1]}  # two seeds: the Sharpe CI the governance gate requires
 """The training DAG's params for a run of seconds per task (cf. tests/test_training_dag.py)."""
 TRAINING_TASKS = {
     "prepare",
