@@ -366,6 +366,8 @@ def test_training_registers_a_candidate_that_the_promotion_dag_crowns(
 def browser() -> Iterator[Any]:
     """Headless Chromium (the system's: Playwright never downloads a browser here)."""
     if not CHROMIUM.exists():
+        if os.environ.get("CI") == "true":  # .ci/run installs it: a CI without it must not pass by skipping
+            pytest.fail(f"{CHROMIUM} is missing on CI: .ci/run could not install Debian's chromium")
         pytest.skip(f"{CHROMIUM} is missing: install it with `make browser` (CI's .ci/run does)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (requirements.txt)")
     with sync_api.sync_playwright() as playwright:
