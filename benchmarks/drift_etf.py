@@ -66,7 +66,7 @@ def main() -> None:
         rows.append({"as_of": date, "window": f"{outcome.window_start}..{outcome.window_end}",
                      "decision": outcome.decision, "drift_share": round(outcome.drift_share or 0.0, 3),
                      "seconds": round(time.perf_counter() - start, 1)})  # fmt: skip
-        drifted = outcome.reason.split("): ")[1].split(" | ")[0] if "): " in outcome.reason.split(" | ")[0] else ""
+        drifted = ", ".join(outcome.drifted_columns[:8])
         print(f"{date}  {rows[-1]['window']}  {outcome.decision:<6} share {rows[-1]['drift_share']:.3f}  {drifted}")
     print(json.dumps({"symbols": SYMBOLS, "checks": rows}))
 

@@ -30,19 +30,6 @@ CELERY_REQUIREMENTS = ROOT / "deploy" / "airflow" / "requirements-celery.txt"
 AUTH_SCRIPT = ROOT / "deploy" / "airflow" / "write_simple_auth_passwords.py"
 
 ONE_SHOTS = {"minio-create-bucket", "airflow-init"}
-LONG_RUNNING = {
-    "postgres",
-    "redis",
-    "minio",
-    "mlflow",
-    "airflow-apiserver",
-    "airflow-scheduler",
-    "airflow-dag-processor",
-    "airflow-triggerer",
-    "airflow-worker",
-    "airflow-worker-gpu",
-    "flower",
-}
 AIRFLOW_SERVICES = {
     "airflow-init",
     "airflow-apiserver",
@@ -53,6 +40,7 @@ AIRFLOW_SERVICES = {
     "airflow-worker-gpu",
     "flower",
 }
+LONG_RUNNING = {"postgres", "redis", "minio", "mlflow"} | (AIRFLOW_SERVICES - ONE_SHOTS)
 SECRETS = {
     "POSTGRES_PASSWORD",
     "REDIS_PASSWORD",

@@ -39,7 +39,7 @@ def test_the_market_it_was_trained_on_raises_no_alarm(world: dict) -> None:
     outcome = run_check(settings, NAME, as_of="2023-12-29", window=63)
     assert outcome.version == world["version"], "the champion by default"
     assert outcome.decision == "ok", outcome.reason
-    assert not outcome.should_retrain and outcome.window_end == "2023-12-29"
+    assert not outcome.should_retrain and outcome.window_end == "2023-12-29" and outcome.drifted_columns == []
     row = list_checks(settings.resolved_database_url, model_name=NAME)[0]
     assert row.id == outcome.check_id and row.decision == "ok" and row.mlflow_run_id == outcome.mlflow_run_id
 
@@ -51,6 +51,7 @@ def test_a_planted_regime_change_is_drift_and_retrains_once(world: dict) -> None
     first = run_check(settings, NAME, as_of="2024-04-01", window=63)
     assert first.decision in ("drift", "drift+decay"), first.reason
     assert first.should_retrain and first.drift_share is not None and first.drift_share > 0.3
+    assert len(first.drifted_columns) >= 0.3 * 46 and "rvol_21" in first.drifted_columns
     client = mlflow.tracking.MlflowClient(settings.resolved_mlflow_tracking_uri)
     run = client.get_run(first.mlflow_run_id)
     assert run.data.tags["decision"] == first.decision and run.data.metrics["drift_share"] == first.drift_share

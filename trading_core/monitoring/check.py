@@ -63,6 +63,8 @@ class CheckOutcome:
     prediction_drift_share: float | None
     decay: dict[str, Any] = field(default_factory=dict)
     mlflow_run_id: str | None = None
+    drifted_columns: list[str] = field(default_factory=list)
+    """Features whose distance crossed their calibrated threshold."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -203,7 +205,7 @@ def run_check(
     return CheckOutcome(
         check_id, name, str(version), decision, reason, should_retrain, str(window_start.date()),
         str(window_end.date()), drift.drift_share, prediction.drift_share if prediction else None,
-        decay.as_dict() if decay else {}, run_id,
+        decay.as_dict() if decay else {}, run_id, list(drift.drifted_columns),
     )  # fmt: skip
 
 
