@@ -37,10 +37,10 @@ import mlflow
 import numpy as np
 import pandas as pd
 
+from trading_core import tracking
 from trading_core.config import Settings
 from trading_core.db import upgrade_database
 from trading_core.errors import DataQualityError, TradingError
-from trading_core.forecast import tracking
 
 log = logging.getLogger(__name__)
 

@@ -145,9 +145,9 @@ def recent_bars(settings: Settings, feed: str, interval: str, symbols: list[str]
 
 def load_version_policy(settings: Settings, name: str, version: str, dst: Path) -> Any:
     """Download version ``version`` of ``name`` and read its :class:`TradingPolicy` bundle (no pickle)."""
-    from trading_core.forecast.tracking import use_tracking_store
     from trading_core.registry.policy import TradingPolicy
     from trading_core.registry.pyfunc import ARTIFACT_KEY
+    from trading_core.tracking import use_tracking_store
 
     uri = use_tracking_store(settings)  # models:/ URIs resolve through the global registry client
     local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=str(dst),
