@@ -151,3 +151,11 @@ def test_every_dag_and_plugin_file_is_forbidden_to_trading_core_by_its_bare_name
     assert files, "no DAG or plugin files found"
     assert files - forbidden == set(), "add these to forbidden_modules in pyproject.toml"
     assert {"airflow", "dags", "plugins"} <= forbidden
+
+
+def test_the_picture_in_docs_architecture_md_shows_the_contract_layers() -> None:
+    """docs/architecture.md draws one box per layer (subgraph L1 = the highest): same layers, same order."""
+    doc = (ROOT / "docs" / "architecture.md").read_text()
+    boxes = re.findall(r'subgraph L(\d+)\["([^"]+)"\]', doc)
+    drawn = [label.split(":")[0].strip() for _, label in sorted(boxes, key=lambda box: int(box[0]))]
+    assert drawn == CONTRACTS["layers"]["layers"]
