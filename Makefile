@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PIP    := $(BIN)/pip --disable-pip-version-check
 
-.PHONY: venv demo test test-fast lint type security ui bench lock clean browser
+.PHONY: venv demo test test-fast lint lint-imports type security ui bench lock clean browser
 
 venv: $(STAMP)
 
@@ -24,12 +24,18 @@ demo: venv
 
 # Two workers, whole files per worker (module fixtures stay in one process): about 8 min instead of
 # 13 on 2 cores, because the live-Airflow and DAG tests wait on subprocesses much of the time.
+# The import contracts first (a second, fast): a broken layer fails before the suite starts.
 TEST_WORKERS ?= 2
-test: venv
+test: venv lint-imports
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint: venv
 	$(BIN)/ruff check trading_core dags plugins tests benchmarks
+
+# Import contracts of pyproject.toml [tool.importlinter] (layers of trading_core, no Airflow in it, no
+# cycles); docs/architecture.md draws them. tests/test_architecture.py proves each one catches a violation.
+lint-imports: venv
+	$(BIN)/lint-imports
 
 type: venv
 	$(BIN)/mypy

@@ -1,7 +1,8 @@
 """Governance gates as Airflow sensors, and a link from their task instances to the MLflow model version.
 
-Each sensor is a thin wrapper over one function of :mod:`trading_core.registry.gates`, which holds
-the logic and the audit trail (tested without Airflow); the sensor only maps its verdict to Airflow:
+Each sensor is a thin wrapper over one function of :mod:`trading_core.registry.gates` (the A/B's:
+:mod:`trading_core.rollout.ab`), which holds the logic and the audit trail (tested without Airflow);
+the sensor only maps its verdict to Airflow:
 
 ==========================  ===============  =============================================================
 sensor                      library call     done when
@@ -9,7 +10,7 @@ sensor                      library call     done when
 ``GovernanceGateSensor``    governance_gate  the version's metrics meet the policy file
 ``DriftGateSensor``         drift_gate       drift against the training reference is acceptable
 ``RegistryApprovalSensor``  approval_gate    a reviewer tagged the version ``approval=approved``
-``ABDecisionSensor``        ab_gate          the A/B test's sequential rule decided (promote or roll back)
+``ABDecisionSensor``        ab.ab_gate       the A/B test's sequential rule decided (promote or roll back)
 ==========================  ===============  =============================================================
 
 A gate returns ``passed`` (the task succeeds; its XCom is the outcome dict, references only),
@@ -285,9 +286,9 @@ class ABDecisionSensor(_GateSensor):
         return str(self.ab_id), None
 
     def check(self, settings: Any, audit: Audit) -> GateOutcome:
-        from trading_core.registry import gates
+        from trading_core.rollout import ab
 
-        return gates.ab_gate(settings, str(self.ab_id), **audit)
+        return ab.ab_gate(settings, str(self.ab_id), **audit)
 
     def accept(self, outcome: GateOutcome) -> None:
         decision = outcome.details.get("decision")

@@ -25,7 +25,7 @@ from trading_core.features import (
     build_feature_set,
     feature_store,
 )
-from trading_core.forecast import pipeline, tracking
+from trading_core.forecast import pipeline, reporting
 from trading_core.forecast.model import ForecasterEnsemble
 from trading_core.forecast.pipeline import ForecasterRunResult, train_forecaster
 from trading_core.forecast.pyfunc_model import OUTPUT_COLUMNS
@@ -202,18 +202,18 @@ def test_bad_overrides_fail_before_anything_runs(
 
 def test_a_failed_run_resumes_from_its_checkpoint(stage: Stage, monkeypatch: pytest.MonkeyPatch) -> None:
     settings, version = stage.settings, stage.feature_set_version
-    original = tracking.EpochLogger.__call__
+    original = reporting.EpochLogger.__call__
 
-    def killed_after_first_epoch(self: tracking.EpochLogger, member: int, epoch: int, metrics: Any) -> None:
+    def killed_after_first_epoch(self: reporting.EpochLogger, member: int, epoch: int, metrics: Any) -> None:
         original(self, member, epoch, metrics)
         raise RuntimeError("worker lost")
 
-    monkeypatch.setattr(tracking.EpochLogger, "__call__", killed_after_first_epoch)
+    monkeypatch.setattr(reporting.EpochLogger, "__call__", killed_after_first_epoch)
     train = {**TINY_TRAIN, "seed": 7}
     with pytest.raises(RuntimeError, match="worker lost"):
         train_forecaster(version, settings, model=TINY_MODEL, train=train, experiment="resume")
     assert len(list((settings.home / "checkpoints" / version).iterdir())) == 1
-    monkeypatch.setattr(tracking.EpochLogger, "__call__", original)
+    monkeypatch.setattr(reporting.EpochLogger, "__call__", original)
 
     result = train_forecaster(version, settings, model=TINY_MODEL, train=train, experiment="resume")
     client = MlflowClient(settings.resolved_mlflow_tracking_uri)

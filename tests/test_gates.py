@@ -16,9 +16,9 @@ from mlflow.tracking import MlflowClient
 
 from trading_core.config import Settings, get_settings
 from trading_core.db.audit import list_events
-from trading_core.forecast.tracking import ensure_experiment
 from trading_core.registry import gates
 from trading_core.registry.reference import drift_report, write_reference
+from trading_core.tracking import ensure_experiment
 
 NAME = "trading-policy"
 

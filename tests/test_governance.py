@@ -91,3 +91,24 @@ def test_policy_file_loads_and_bad_files_name_the_problem(tmp_path: Path) -> Non
         GovernancePolicy.from_yaml(bad)
     with pytest.raises(ConfigError, match="cannot read"):
         GovernancePolicy.from_yaml(tmp_path / "missing.yaml")
+
+
+def test_fold_sharpes_read_back_what_training_writes_in_fold_order() -> None:
+    """The training pipeline writes per-fold Sharpes under ``fold_sharpe_key``; the governance gate reads
+    them back with ``fold_sharpes``: the same values, numerically ordered by fold (fold 10 after fold 2),
+    other strategies, cost multipliers and the overall row left out, a NaN fold dropped (no evidence)."""
+    import pandas as pd
+
+    from trading_core.registry.governance import fold_sharpe_key, fold_sharpes
+    from trading_core.training import fold_sharpe_metrics
+
+    rows = [("hybrid_rl", fold, seed, 1.0, 0.1 * fold + seed) for fold in (0, 2, 10) for seed in (0, 1)]
+    rows += [("hybrid_rl", 3, 0, 1.0, float("nan")), ("hybrid_rl", 2, 0, 2.0, -9.0), ("hybrid_rl", -1, 0, 1.0, -9.0)]
+    rows += [("buy_and_hold", 0, 0, 1.0, 7.0)]
+    table = pd.DataFrame(rows, columns=["strategy", "fold", "seed", "cost_multiplier", "sharpe"])
+    metrics = fold_sharpe_metrics(table) | GOOD
+    assert fold_sharpe_key("hybrid_rl", 10) == "wf_hybrid_rl_fold10_sharpe"
+    assert "wf_hybrid_rl_fold10_sharpe" in metrics and "wf_hybrid_rl_fold3_sharpe" not in metrics
+    assert fold_sharpes(metrics, "hybrid_rl") == pytest.approx([0.5, 0.7, 1.5])
+    assert fold_sharpes(metrics, "buy_and_hold") == [7.0]
+    assert fold_sharpes(GOOD, "hybrid_rl") is None

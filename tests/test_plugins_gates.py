@@ -1,9 +1,10 @@
 """The gate sensors of plugins/trading_gates.py, run for real with dag.test() on tiny DAGs.
 
-The library gates (``trading_core.registry.gates``) are replaced by scripted outcomes; what is
-checked is the Airflow side: passed -> success with the outcome as XCom, failed -> failed without
-retry, waiting past the timeout -> failed and recorded, a library error -> failed (never passed),
-and the MLflow model-version link of a version resolved at run time.
+The library gates (``trading_core.registry.gates``, the A/B's in ``trading_core.rollout.ab``) are
+replaced by scripted outcomes; what is checked is the Airflow side: passed -> success with the
+outcome as XCom, failed -> failed without retry, waiting past the timeout -> failed and recorded, a
+library error -> failed (never passed), and the MLflow model-version link of a version resolved at
+run time.
 """
 
 from __future__ import annotations
@@ -60,6 +61,14 @@ def gates(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setattr(gates, "record_timeout", Script(None))
     monkeypatch.setattr(gates, "model_version_url", lambda _settings, name, version: f"http://mlflow/{name}/v{version}")
     return gates
+
+
+@pytest.fixture
+def ab(gates: Any) -> Any:
+    """The A/B library module (its ``ab_gate`` is scripted per test); ``gates`` scripts record_timeout."""
+    from trading_core.rollout import ab
+
+    return ab
 
 
 def outcome(gates: Any, gate: str, status: str, *reasons: str, **details: Any) -> Any:
@@ -195,9 +204,9 @@ def test_governance_passes_the_policy_path_and_none_when_unset(gates: Any, monke
         assert script.calls[-1][1]["policy_path"] == expected
 
 
-def test_an_ab_decision_must_be_promote_or_rollback(gates: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_ab_decision_must_be_promote_or_rollback(gates: Any, ab: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     sensor = ABDecisionSensor(task_id="gate", ab_id="ab-7")
-    monkeypatch.setattr(gates, "ab_gate", Script(outcome(gates, "ab", "passed", decision="promote")))
+    monkeypatch.setattr(ab, "ab_gate", Script(outcome(gates, "ab", "passed", decision="promote")))
     done = sensor.poke(_context())
     assert done.is_done and done.xcom_value == {
         "gate": "ab",
@@ -205,10 +214,10 @@ def test_an_ab_decision_must_be_promote_or_rollback(gates: Any, monkeypatch: pyt
         "reasons": [],
         "details": {"decision": "promote"},
     }
-    monkeypatch.setattr(gates, "ab_gate", Script(outcome(gates, "ab", "passed", decision="keep going")))
+    monkeypatch.setattr(ab, "ab_gate", Script(outcome(gates, "ab", "passed", decision="keep going")))
     with pytest.raises(AirflowFailException, match="without a decision.*'keep going'"):
         sensor.poke(_context())
-    monkeypatch.setattr(gates, "ab_gate", Script(outcome(gates, "ab", "failed", "no samples recorded")))
+    monkeypatch.setattr(ab, "ab_gate", Script(outcome(gates, "ab", "failed", "no samples recorded")))
     with pytest.raises(AirflowFailException, match="ab gate for ab-7 failed: no samples recorded"):
         sensor.poke(_context())
 
@@ -289,10 +298,10 @@ def test_waiting_past_the_timeout_fails_without_retry_and_is_recorded(
 
 @pytest.mark.airflow
 def test_a_library_error_fails_the_task_after_its_retries(
-    gates: Any, dag_runs: RunDag, monkeypatch: pytest.MonkeyPatch
+    gates: Any, ab: Any, dag_runs: RunDag, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     script = Script(ConnectionError("MLflow at http://mlflow:5000 unreachable"))
-    monkeypatch.setattr(gates, "ab_gate", script)
+    monkeypatch.setattr(ab, "ab_gate", script)
     result = dag_runs(lambda: ABDecisionSensor(task_id="ab", ab_id="ab-1", poke_interval=0, retries=1, retry_delay=0))
     assert (result["run"].state, result["state"], result["try_number"]) == ("failed", "failed", 2)
     assert len(script.calls) == 2 and "return_value" not in result["xcoms"]

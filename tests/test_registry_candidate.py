@@ -7,8 +7,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from trading_core.config import Settings
-from trading_core.forecast.tracking import ensure_experiment, use_tracking_store
 from trading_core.registry.candidate import CANDIDATE, find_finished_run, register_candidate
+from trading_core.tracking import ensure_experiment, use_tracking_store
 
 
 def _identity(model_input: list[float]) -> list[float]:

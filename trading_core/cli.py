@@ -442,8 +442,8 @@ def _print_candidate(settings: Settings) -> None:
     import pandas as pd
     from mlflow.tracking import MlflowClient
 
-    from trading_core.forecast.tracking import use_tracking_store
     from trading_core.registry.candidate import CANDIDATE
+    from trading_core.tracking import use_tracking_store
 
     model_name = settings.model_name
     use_tracking_store(settings)

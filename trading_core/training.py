@@ -251,23 +251,15 @@ def summary_metrics(summary: Any) -> dict[str, float]:
 
 
 def fold_sharpe_metrics(table: Any) -> dict[str, float]:
-    """``wf_<strategy>_fold<k>_sharpe``: each test fold's Sharpe (mean over seeds, cost multiplier 1)."""
+    """``wf_<strategy>_fold<k>_sharpe`` (:func:`~trading_core.registry.governance.fold_sharpe_key`): each test
+    fold's Sharpe (mean over seeds, cost multiplier 1), read back by the governance gate."""
     import math
+
+    from trading_core.registry.governance import fold_sharpe_key
 
     rows = table[(table["fold"] >= 0) & (table["cost_multiplier"] == 1.0)]
     means = rows.groupby(["strategy", "fold"])["sharpe"].mean()
-    return {f"wf_{s}_fold{int(f)}_sharpe": float(v) for (s, f), v in means.items() if math.isfinite(float(v))}
-
-
-def fold_sharpes(metrics: Mapping[str, Any], strategy: str) -> list[float] | None:
-    """The per-fold Sharpe ratios of ``strategy`` among ``metrics`` (None when there are none)."""
-    prefix, suffix = f"wf_{strategy}_fold", "_sharpe"
-    found = {}
-    for key, value in metrics.items():
-        middle = key[len(prefix) : -len(suffix)] if key.startswith(prefix) and key.endswith(suffix) else ""
-        if middle.isdigit():
-            found[int(middle)] = float(value)
-    return [found[k] for k in sorted(found)] or None
+    return {fold_sharpe_key(s, f): float(v) for (s, f), v in means.items() if math.isfinite(float(v))}
 
 
 def _summary_metrics_from_run(settings: Settings, run_id: str) -> dict[str, float]:

@@ -46,6 +46,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from scipy import stats
 
+from trading_core import tracking
 from trading_core.backtest.engine import BacktestResult, concatenate, run_backtest
 from trading_core.backtest.fold_data import FoldFeatureSet, naive_utc
 from trading_core.backtest.folds import make_folds
@@ -63,7 +64,6 @@ from trading_core.data.ingest import load_dataset
 from trading_core.errors import ConfigError
 from trading_core.features import feature_store
 from trading_core.features.store import FeatureSet
-from trading_core.forecast import tracking
 from trading_core.forecast.metrics import N_CLASSES, evaluation_report, persistence_baseline
 from trading_core.forecast.model import ForecasterEnsemble
 from trading_core.forecast.pipeline import resolve_configs

@@ -41,11 +41,11 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from trading_core import tracking
 from trading_core.config import Settings
 from trading_core.db.session import make_engine
 from trading_core.errors import ConfigError, TradingError
 from trading_core.features.pipeline import feature_store
-from trading_core.forecast import tracking
 from trading_core.forecast.model import ForecasterConfig
 from trading_core.forecast.train import TrainConfig, train_ensemble
 from trading_core.security import redact_url

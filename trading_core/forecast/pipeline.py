@@ -22,11 +22,12 @@ import mlflow
 import numpy as np
 from pydantic import TypeAdapter, ValidationError
 
+from trading_core import tracking
 from trading_core.config import Settings
 from trading_core.errors import ConfigError
 from trading_core.features import feature_store
 from trading_core.features.store import FeatureSet
-from trading_core.forecast import tracking
+from trading_core.forecast import reporting
 from trading_core.forecast.metrics import (
     N_CLASSES,
     confusion,
@@ -156,7 +157,7 @@ def evaluate(model: ForecasterEnsemble, fs: FeatureSet) -> dict[str, dict[str, A
 def _metrics(reports: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
     out: dict[str, float] = {}
     for split, report in reports.items():
-        out |= tracking.flat_metrics(report, split)
+        out |= reporting.flat_metrics(report, split)
         out |= {f"{split}_{k}": v for k, v in report["uncertainty"].items()}
     out["p_value_vs_majority"] = out["test_p_value_vs_majority"]
     return out
@@ -230,7 +231,7 @@ def train_forecaster(
         log_system_metrics=True,
     ) as run:
         mlflow.log_params(_params(fs, model_cfg, train_cfg, fp))
-        epochs = tracking.EpochLogger()
+        epochs = reporting.EpochLogger()
         log.info("training %d members on %s (%s), checkpoints in %s", model_cfg.ensemble_size, fs.version, device, fp)
         result = train_ensemble(fs, model_cfg, train_cfg, checkpoint_dir, on_epoch=epochs)
         if result.resumed_from is not None:
@@ -263,11 +264,11 @@ def train_forecaster(
         for split, report in reports.items():
             where = f"{split} split, n={report['n']}"
             mlflow.log_figure(
-                tracking.confusion_figure(np.asarray(report["confusion"]), f"Confusion matrix ({where})"),
+                reporting.confusion_figure(np.asarray(report["confusion"]), f"Confusion matrix ({where})"),
                 f"evaluation/{split}_confusion_matrix.png",
             )
             mlflow.log_figure(
-                tracking.reliability_figure(report["reliability"], report["model"]["ece"], f"Reliability ({where})"),
+                reporting.reliability_figure(report["reliability"], report["model"]["ece"], f"Reliability ({where})"),
                 f"evaluation/{split}_reliability.png",
             )
         run_id = run.info.run_id

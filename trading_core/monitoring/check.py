@@ -37,10 +37,10 @@ import mlflow
 import numpy as np
 import pandas as pd
 
+from trading_core import tracking
 from trading_core.config import Settings
 from trading_core.db import upgrade_database
 from trading_core.errors import DataQualityError, TradingError
-from trading_core.forecast import tracking
 
 log = logging.getLogger(__name__)
 
@@ -75,27 +75,6 @@ def _utc(value: Any) -> pd.Timestamp:
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
-def _paper_returns(settings: Settings, name: str, version: str) -> pd.Series | None:
-    """Daily returns of the newest paper account that traded ``version`` (None: it never traded)."""
-    from sqlalchemy import select
-
-    from trading_core.db import session_scope
-    from trading_core.db.models import PaperAccount
-    from trading_core.rollout import broker
-
-    with session_scope(settings.resolved_database_url) as session:
-        account = session.scalars(
-            select(PaperAccount)
-            .where(PaperAccount.model_name == name, PaperAccount.model_version == str(version))
-            .order_by(PaperAccount.created_at.desc())
-        ).first()
-        account_id = account.id if account is not None else None
-    if account_id is None:
-        return None
-    curve = broker.equity_curve(settings.resolved_database_url, account_id)
-    return curve.set_index("bar")["portfolio_return"].iloc[1:] if len(curve) > 1 else None
-
-
 def run_check(
     settings: Settings, name: str, version: str | None = None, *, as_of: Any = None,
     window: int = DEFAULT_WINDOW, drift_share: float | None = None, cooldown_days: float = 20.0,
@@ -108,9 +87,10 @@ def run_check(
     from trading_core.monitoring.drift import feature_drift, prediction_drift
     from trading_core.monitoring.store import last_trigger, record_check
     from trading_core.registry.aliases import CHAMPION, alias_version, client_for
-    from trading_core.registry.gates import load_version_policy, recent_bars
+    from trading_core.registry.evidence import load_version_policy, recent_bars
     from trading_core.registry.governance import GovernancePolicy
     from trading_core.registry.reference import SAMPLE_FILE
+    from trading_core.rollout.accounts import paper_returns
 
     url = settings.resolved_database_url
     upgrade_database(url)
@@ -159,7 +139,7 @@ def run_check(
 
         tags = dict(client.get_model_version(name, str(version)).tags)
         validation = tags.get("metric.wf_hybrid_rl_sharpe_mean")
-        returns = _paper_returns(settings, name, str(version))
+        returns = paper_returns(url, name, str(version))
         decay = (
             performance_decay(returns, validation_sharpe=float(validation) if validation else None)
             if returns is not None

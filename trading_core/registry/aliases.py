@@ -25,7 +25,7 @@ from mlflow.tracking import MlflowClient
 from trading_core.config import Settings
 from trading_core.db import upgrade_database
 from trading_core.db.audit import record_event
-from trading_core.forecast.tracking import use_tracking_store
+from trading_core.tracking import use_tracking_store
 
 log = logging.getLogger(__name__)
 

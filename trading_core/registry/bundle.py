@@ -21,6 +21,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 
+from trading_core import tracking
 from trading_core.config import Settings
 from trading_core.data.ingest import load_dataset
 from trading_core.db import lineage
@@ -28,7 +29,6 @@ from trading_core.errors import ConfigError
 from trading_core.features import feature_store
 from trading_core.features.scaling import StandardScaler
 from trading_core.features.store import FeatureSet
-from trading_core.forecast import tracking
 from trading_core.forecast.pyfunc_model import ARTIFACTS, load_ensemble
 from trading_core.registry.actors import AgentActor
 from trading_core.registry.policy import PolicyKind, PolicySpec, TradingPolicy, tail_bars

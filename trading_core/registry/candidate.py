@@ -20,7 +20,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from trading_core.config import Settings
-from trading_core.forecast.tracking import git_sha, use_tracking_store
+from trading_core.tracking import git_sha, use_tracking_store
 
 log = logging.getLogger(__name__)
 

@@ -8,6 +8,10 @@ the MLflow UI shows why) and, once decided, a row in the audit table. Gates **fa
 * an unreachable MLflow or app DB -> the exception propagates and the sensor task fails;
 * a timeout (the sensor's) -> :func:`record_timeout`, and the task fails;
 * a rejection -> ``failed`` with the reviewer's comment.
+
+The A/B's gate (:func:`trading_core.rollout.ab.ab_gate`) answers with the same :class:`GateOutcome`;
+it lives with the A/B in the rollout layer, above the registry, so that imports only point down. The
+evidence the gates read (a version's policy, recent bars) comes from :mod:`.evidence`.
 """
 
 from __future__ import annotations
@@ -19,7 +23,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-import mlflow
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
@@ -28,7 +31,8 @@ from trading_core.db import upgrade_database
 from trading_core.db.audit import record_event
 from trading_core.errors import TradingError
 from trading_core.registry.aliases import CHAMPION, alias_version, client_for
-from trading_core.registry.governance import GovernancePolicy, evaluate_policy
+from trading_core.registry.evidence import load_version_policy, recent_bars
+from trading_core.registry.governance import GovernancePolicy, evaluate_policy, fold_sharpes
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +99,6 @@ def governance_gate(
     actor: str | None = None, dag_run: str | None = None,
 ) -> GateOutcome:  # fmt: skip
     """The version's registered walk-forward metrics (and the drift gate's share) against the policy file."""
-    from trading_core.training import fold_sharpes
-
     policy = GovernancePolicy.from_yaml(policy_path or settings.governance_policy)
     client = client_for(settings)
     mv = client.get_model_version(name, version)
@@ -131,31 +133,6 @@ def governance_gate(
 
 
 # ----------------------------------------------------------------------------------------- drift
-
-
-def recent_bars(settings: Settings, feed: str, interval: str, symbols: list[str], n_bars: int,
-                end: pd.Timestamp | None = None) -> pd.DataFrame:  # fmt: skip
-    """Each of ``symbols``' last ``n_bars`` bars (up to ``end``, inclusive) in the lake."""
-    from trading_core.data.lake import Lake
-    from trading_core.registry.policy import tail_bars
-
-    bars = Lake(settings.lake_dir).read(feed, interval, symbols, end=end)
-    return bars if bars.empty else tail_bars(bars, symbols, n_bars)
-
-
-def load_version_policy(settings: Settings, name: str, version: str, dst: Path) -> Any:
-    """Download version ``version`` of ``name`` and read its :class:`TradingPolicy` bundle (no pickle)."""
-    from trading_core.forecast.tracking import use_tracking_store
-    from trading_core.registry.policy import TradingPolicy
-    from trading_core.registry.pyfunc import ARTIFACT_KEY
-
-    uri = use_tracking_store(settings)  # models:/ URIs resolve through the global registry client
-    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=str(dst),
-                                                     tracking_uri=uri))  # fmt: skip
-    bundle = local / "artifacts" / ARTIFACT_KEY
-    if not bundle.exists():
-        raise TradingError(f"{name} v{version} is not a TradingPolicy (no artifacts/{ARTIFACT_KEY} in the model)")
-    return TradingPolicy.load(bundle)
 
 
 def drift_gate(
@@ -239,28 +216,6 @@ def record_hitl_decision(
     tags = {"approval": "approved" if approved else "rejected", "approval_by": who, "approval_comment": comment or ""}
     outcome = GateOutcome("approval", status, [reason], {"reviewer": who, "comment": comment, "path": "airflow_hitl"})
     return _finish(settings, client, name, version, outcome, tags=tags, actor=actor or who, dag_run=dag_run)
-
-
-# -------------------------------------------------------------------------------------------- A/B
-
-
-def ab_gate(settings: Settings, ab_id: str, *, actor: str | None = None, dag_run: str | None = None) -> GateOutcome:
-    """The A/B's sequential rule on the paired daily returns booked so far: ``waiting`` (keep trading)
-    or ``passed`` with ``details["decision"]`` = promote | rollback. Every evaluation is audited."""
-    from trading_core.rollout.ab import evaluate_ab, get_ab
-
-    test = get_ab(settings, ab_id)
-    if test.status != "running":
-        return GateOutcome("ab", "failed", [f"A/B {ab_id} is already {test.status}"], {"ab_id": ab_id})
-    result = evaluate_ab(settings, ab_id)
-    upgrade_database(settings.resolved_database_url)
-    record_event(
-        settings.resolved_database_url, event="ab.decision", model_name=test.model_name,
-        version=test.challenger_version, decision=result.decision, reasons=[result.reason],
-        details={"ab_id": ab_id, **result.as_dict()}, actor=actor, dag_run=dag_run,
-    )  # fmt: skip
-    status: Status = "waiting" if result.decision == "wait" else "passed"
-    return GateOutcome("ab", status, [result.reason], {"ab_id": ab_id, **result.as_dict()})
 
 
 def record_timeout(

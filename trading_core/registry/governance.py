@@ -104,6 +104,25 @@ def _at_most(name: str, value: Any, threshold: float, what: str) -> Check:
     return Check(name, ok, v, threshold, f"{what} {v:.3f} {'<=' if ok else '>'} {threshold:.3f}")
 
 
+def fold_sharpe_key(strategy: str, fold: int) -> str:
+    """The metric name of ``strategy``'s Sharpe ratio on test fold ``fold``: ``wf_<strategy>_fold<k>_sharpe``.
+
+    Written by the training pipeline on the validation run and the candidate version, read back by
+    :func:`fold_sharpes` for the ``folds_passing`` check: one spelling for both sides."""
+    return f"wf_{strategy}_fold{int(fold)}_sharpe"
+
+
+def fold_sharpes(metrics: Mapping[str, Any], strategy: str) -> list[float] | None:
+    """The per-fold Sharpe ratios of ``strategy`` among ``metrics``, in fold order (None when there are none)."""
+    prefix, suffix = f"wf_{strategy}_fold", "_sharpe"  # fold_sharpe_key's spelling (tests/test_governance.py)
+    found = {}
+    for key, value in metrics.items():
+        middle = key[len(prefix) : -len(suffix)] if key.startswith(prefix) and key.endswith(suffix) else ""
+        if middle.isdigit():
+            found[int(middle)] = float(value)
+    return [found[k] for k in sorted(found)] or None
+
+
 def evaluate_policy(
     policy: GovernancePolicy,
     metrics: Mapping[str, Any] | None,

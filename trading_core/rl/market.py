@@ -143,7 +143,7 @@ def forecasts_from_model(
     """
     import mlflow
 
-    from trading_core.forecast import tracking
+    from trading_core import tracking
     from trading_core.forecast.pyfunc_model import ARTIFACTS, load_ensemble, predict_frame
 
     with tempfile.TemporaryDirectory(prefix="forecaster-") as tmp:

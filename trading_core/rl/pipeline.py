@@ -30,10 +30,10 @@ from pydantic import ValidationError
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
 
+from trading_core import tracking
 from trading_core.config import Settings
 from trading_core.errors import ConfigError
 from trading_core.features import feature_store
-from trading_core.forecast import tracking
 from trading_core.rl.agents import (
     ALGORITHMS,
     DEFAULTS,

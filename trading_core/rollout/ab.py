@@ -8,7 +8,8 @@
   marked at its close, and the arm's policy decides at that close on the bars known then. A re-run
   books nothing twice (the broker is idempotent per account and bar).
 * :func:`ab_evidence` pairs the arms' daily returns; :func:`evaluate_ab` runs the sequential rule
-  (:mod:`.sequential`) on the differences, with the challenger's drawdown as a hard guard.
+  (:mod:`.sequential`) on the differences, with the challenger's drawdown as a hard guard;
+  :func:`ab_gate` is that rule as a governance gate (audited), what the ``ABDecisionSensor`` calls.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from trading_core.db import session_scope, upgrade_database
 from trading_core.db.audit import record_event
 from trading_core.db.models import ABTest
 from trading_core.errors import DataQualityError, TradingError
+from trading_core.registry.gates import GateOutcome, Status
 from trading_core.registry.policy import tail_bars
 from trading_core.rollout import broker
 from trading_core.rollout.sequential import SequentialConfig, SequentialResult, decide
@@ -77,7 +79,7 @@ def start_ab(
 ) -> str:  # fmt: skip
     """Open the A/B of ``challenger`` against ``champion``; bars after ``start_after`` (default: the
     newest bar in the lake for the policies' universe) are traded. Returns the A/B id."""
-    from trading_core.registry.gates import load_version_policy, recent_bars
+    from trading_core.registry.evidence import load_version_policy, recent_bars
 
     config = config or ABConfig()
     url = settings.resolved_database_url
@@ -171,7 +173,7 @@ def _policy_state(state: broker.AccountState, symbols: list[str]) -> Any:
 
 def step_ab(settings: Settings, ab_id: str, until: Any, *, max_bars: int | None = None) -> ABStep:
     """Book every bar after the last booked one up to ``until`` (inclusive), for both arms."""
-    from trading_core.registry.gates import load_version_policy, recent_bars
+    from trading_core.registry.evidence import load_version_policy, recent_bars
 
     test = get_ab(settings, ab_id)
     url = settings.resolved_database_url
@@ -274,6 +276,26 @@ def evaluate_ab(settings: Settings, ab_id: str) -> SequentialResult:
         if result.decision != "wait":
             return result
     return decide(differences, config.rule, challenger_drawdown=float(drawdowns[-1]) if len(drawdowns) else None)
+
+
+def ab_gate(settings: Settings, ab_id: str, *, actor: str | None = None, dag_run: str | None = None) -> GateOutcome:
+    """The A/B's sequential rule on the paired daily returns booked so far: ``waiting`` (keep trading)
+    or ``passed`` with ``details["decision"]`` = promote | rollback. Every evaluation is audited.
+
+    The ``ABDecisionSensor``'s library call; it answers like the registry's gates
+    (:class:`~trading_core.registry.gates.GateOutcome`) but lives here, with the A/B it evaluates."""
+    test = get_ab(settings, ab_id)
+    if test.status != "running":
+        return GateOutcome("ab", "failed", [f"A/B {ab_id} is already {test.status}"], {"ab_id": ab_id})
+    result = evaluate_ab(settings, ab_id)
+    upgrade_database(settings.resolved_database_url)
+    record_event(
+        settings.resolved_database_url, event="ab.decision", model_name=test.model_name,
+        version=test.challenger_version, decision=result.decision, reasons=[result.reason],
+        details={"ab_id": ab_id, **result.as_dict()}, actor=actor, dag_run=dag_run,
+    )  # fmt: skip
+    status: Status = "waiting" if result.decision == "wait" else "passed"
+    return GateOutcome("ab", status, [result.reason], {"ab_id": ab_id, **result.as_dict()})
 
 
 def close_ab(settings: Settings, ab_id: str, status: str, result: dict[str, Any]) -> None:

@@ -1,84 +1,22 @@
-"""MLflow plumbing of the forecaster stage: store and experiment, lineage, per-epoch metrics, figures.
+"""What the forecaster stage logs to its MLflow run: per-epoch metrics, flat evaluation metrics, figures.
 
-Small pieces the stage function (:mod:`.pipeline`) composes; none of them trains or evaluates.
+Small pieces the stage function (:mod:`.pipeline`) composes; none of them trains or evaluates. The
+store, experiments and lineage every stage shares are in :mod:`trading_core.tracking`.
 """
 
 from __future__ import annotations
 
-import logging
-import math
-import re
-import shutil
-import subprocess  # nosec B404  # one fixed argv below, no shell
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 import mlflow
 import numpy as np
 from matplotlib.figure import Figure
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
 
-from trading_core.config import Settings
 from trading_core.features.config import LABEL_NAMES
-
-log = logging.getLogger(__name__)
 
 EPOCH_METRICS = ("train_loss", "val_loss", "lr", "epoch_seconds", "samples_per_s")
 """Per-epoch values of ``train_ensemble``'s callback logged as ``member_<k>/<name>`` at step = epoch."""
-
-
-# ---------------------------------------------------------------------------------- store, lineage
-
-
-def use_tracking_store(settings: Settings) -> str:
-    """Point the MLflow client at the platform's tracking store (embedded default: SQLite in home)."""
-    uri = settings.resolved_mlflow_tracking_uri
-    if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    mlflow.set_tracking_uri(uri)
-    return uri
-
-
-def ensure_experiment(name: str, settings: Settings) -> str:
-    """The id of experiment ``name``, created when it does not exist yet: with a local store its
-    artifacts go under the configured artifact root (``<root>/<name>``), with a tracking server
-    wherever the server sends them. Safe when two tasks race to create it."""
-    client = MlflowClient(settings.resolved_mlflow_tracking_uri)
-    existing = client.get_experiment_by_name(name)
-    if existing is not None:
-        if existing.lifecycle_stage == "deleted":
-            raise MlflowException(f"MLflow experiment {name!r} is deleted; restore it or choose another name")
-        return str(existing.experiment_id)
-    location = None
-    if not settings.resolved_mlflow_tracking_uri.startswith(("http://", "https://", "databricks")):
-        # A local store (SQLite, files) writes artifacts under our artifact root; a tracking server
-        # keeps its own default (e.g. S3 via --artifacts-destination), so every worker sees them.
-        folder = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "experiment"
-        location = (settings.resolved_mlflow_artifact_root / folder).as_uri()
-    try:
-        return str(client.create_experiment(name, artifact_location=location))
-    except MlflowException:
-        raced = client.get_experiment_by_name(name)
-        if raced is None:
-            raise
-        return str(raced.experiment_id)
-
-
-def git_sha() -> str:
-    """The commit of the code that runs (``git rev-parse HEAD`` beside this file), or 'unknown'."""
-    git = shutil.which("git")  # a full path: bandit B607 (partial executable path)
-    if git is None:
-        return "unknown"
-    try:
-        proc = subprocess.run(  # nosec B603  # fixed argv, no shell, no user input
-            [git, "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=10
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    sha = proc.stdout.strip()
-    return sha if proc.returncode == 0 and re.fullmatch(r"[0-9a-f]{40}", sha) else "unknown"
 
 
 # -------------------------------------------------------------------------------- per-epoch metrics
@@ -118,11 +56,6 @@ def flat_metrics(report: Mapping[str, Any], split: str) -> dict[str, float]:
     out[f"{split}_majority_rate"] = float(report["majority_rate"])
     out[f"{split}_p_value_vs_majority"] = float(report["p_value_vs_majority"])
     return out
-
-
-def finite(values: Mapping[str, float]) -> dict[str, float | None]:
-    """MLflow stores NaN; JSON for XCom should not carry it: None instead."""
-    return {k: (v if math.isfinite(v) else None) for k, v in values.items()}
 
 
 # ----------------------------------------------------------------------------------------- figures
