@@ -65,11 +65,8 @@ def fma(x: np.ndarray | float, y: np.ndarray | float, z: np.ndarray | float) -> 
 
 
 def safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    """num / den with NaN where den is 0 or not finite (never inf)."""
-    out = np.full(np.broadcast(num, den).shape, np.nan)
-    ok = np.isfinite(den) & (den != 0)
-    np.divide(num, den, out=out, where=ok)
-    return out
+    """num / den with NaN where den is 0 or not finite (never inf); call with errors ignored."""
+    return np.where(np.isfinite(den) & (den != 0), num / den, np.nan)
 
 
 def is_zero_scaled(v: np.ndarray, scale: np.ndarray) -> np.ndarray:

@@ -318,6 +318,6 @@ def _check_values(values: dict[str, np.ndarray], symbols: np.ndarray, stamps: np
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise BarSliceError(
-                f"bar of {symbols[i]} at {pd.Timestamp(stamps[i])}: {field}={x[i]!r} "
+                f"bar of {symbols[i]} at {pd.Timestamp(stamps[i], tz='UTC')}: {field}={float(x[i])} "
                 f"({'finite and >= 0' if field == 'volume' else 'finite and > 0'} expected)"
             )

@@ -63,7 +63,7 @@ class RollingSet(Stateful):
     input takes two channels (the input centred on its first finite value, and its square).
     """
 
-    _state = ("sums", "counts", "ring_sums", "ring_counts", "anchor")
+    _state = ("acc", "ring", "anchor")
 
     def __init__(self, specs: list[RollingSpec], n_symbols: int) -> None:
         if len({s.key for s in specs}) != len(specs):
@@ -86,12 +86,14 @@ class RollingSet(Stateful):
         self._std_cols = np.array(stds, dtype=np.intp)
         self._windows = np.array(windows, dtype=np.int64)
         self.length = int(self._windows.max()) if windows else 1
-        k = len(windows)
-        self._channels = np.arange(k)
-        self.sums = np.zeros((n_symbols, k))
-        self.counts = np.zeros((n_symbols, k))
-        self.ring_sums = np.zeros((self.length, n_symbols, k))
-        self.ring_counts = np.zeros((self.length, n_symbols, k))
+        k = self.width = len(windows)
+        self.n_symbols = n_symbols
+        self._lags = np.r_[self._windows, self._windows]
+        self._channels = np.arange(2 * k)
+        self.acc = np.zeros((n_symbols, 2 * k))
+        """Per symbol: running sums of the finite values of each channel, then their counts."""
+        self.ring = np.zeros((self.length, n_symbols, 2 * k))
+        """``acc`` after each of the last ``length`` bars (slot = bars seen mod length)."""
         self.anchor = np.full((n_symbols, max(len(stds), 1)), np.nan)
         """First finite value of each 'std' input per symbol: the batch centres on it (Panel._centre)."""
         self._need = np.array(
@@ -116,17 +118,14 @@ class RollingSet(Stateful):
             x[:, self._std_cols] = centred
             x[:, self._std_cols + 1] = centred**2
         finite = np.isfinite(x)
-        sums = self.sums[idx] + np.where(finite, x, 0.0)
-        counts = self.counts[idx] + finite
+        acc = self.acc[idx] + np.concatenate([np.where(finite, x, 0.0), finite], axis=1)
         end = pos + 1
-        back = (end[:, None] - self._windows[None, :]) % self.length
-        total = sums - self.ring_sums[back, idx[:, None], self._channels]
-        n = counts - self.ring_counts[back, idx[:, None], self._channels]
-        slot = end % self.length
-        self.sums[idx] = sums
-        self.counts[idx] = counts
-        self.ring_sums[slot, idx] = sums
-        self.ring_counts[slot, idx] = counts
+        back = (end[:, None] - self._lags[None, :]) % self.length
+        flat = (back * self.n_symbols + idx[:, None]) * (2 * self.width) + self._channels
+        diff = acc - np.take(self.ring, flat)
+        self.acc[idx] = acc
+        self.ring[end % self.length, idx] = acc
+        total, n = diff[:, : self.width], diff[:, self.width :]
         first = self._first
         t1, nn = total[:, first], n[:, first]
         t2 = total[:, np.minimum(first + 1, total.shape[1] - 1)]
