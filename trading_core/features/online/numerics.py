@@ -69,6 +69,20 @@ def safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(den) & (den != 0), num / den, np.nan)
 
 
+def sum_rows_in_order(rows: np.ndarray) -> np.ndarray:
+    """``rows[0] + rows[1] + ...`` added strictly in that order, per column of a (k, m) array.
+
+    numpy reduces a C-contiguous (k, m) array over axis 0 row after row for m >= 2, but it sums a
+    contiguous vector pairwise (a different rounding): a single column, or a column-major array (what
+    ``ring[:, idx]`` returns), would be summed that way. Hence the copy and the padding.
+    """
+    rows = np.ascontiguousarray(rows)
+    if rows.shape[1] == 1:
+        rows = np.concatenate([rows, np.zeros_like(rows)], axis=1)
+        return np.add.reduce(rows, axis=0)[:1]
+    return np.add.reduce(rows, axis=0)
+
+
 def is_zero_scaled(v: np.ndarray, scale: np.ndarray) -> np.ndarray:
     """TA-Lib's ``TA_IS_ZERO_SCALED``: |v| within ``TA_EPSILON`` of the operands' magnitude."""
     return np.abs(v) <= TA_EPSILON * scale

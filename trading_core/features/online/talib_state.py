@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from trading_core.features.online.base import Stateful
-from trading_core.features.online.numerics import TA_EPSILON, fma, is_zero_scaled
+from trading_core.features.online.numerics import TA_EPSILON, fma, is_zero_scaled, sum_rows_in_order
 
 
 class Sma(Stateful):
@@ -323,9 +323,8 @@ class Cci(Stateful):
         p = self.p
         self.ring[pos % p, idx] = tp
         buf = self.ring[:, idx]
-        # Slot order, one addition after another (accumulate, not sum: numpy's sum may pair terms).
-        avg = np.add.accumulate(buf, axis=0)[-1] / p
-        dev = np.add.accumulate(np.abs(buf - avg), axis=0)[-1] / p
+        avg = sum_rows_in_order(buf) / p
+        dev = sum_rows_in_order(np.abs(buf - avg)) / p
         last = tp - avg
         scale = np.abs(avg)
         flat = is_zero_scaled(last, scale) | is_zero_scaled(dev, scale)
@@ -385,8 +384,8 @@ class Stoch(Stateful):
 
     def __init__(self, fastk: int, slowk: int, slowd: int, n: int) -> None:
         self.fastk, self.slowk, self.slowd = fastk, slowk, slowd
-        self.highs = np.zeros((fastk, n))
-        self.lows = np.zeros((fastk, n))
+        self.highs = np.zeros((n, fastk))
+        self.lows = np.zeros((n, fastk))
         self.k_sma = Sma(slowk, n) if slowk > 1 else None
         self.d_sma = Sma(slowd, n) if slowd > 1 else None
         self.lookback = fastk - 1 + slowk - 1 + slowd - 1
@@ -395,10 +394,10 @@ class Stoch(Stateful):
         self, idx: np.ndarray, pos: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         fk = self.fastk
-        self.highs[pos % fk, idx] = high
-        self.lows[pos % fk, idx] = low
-        hh = self.highs[:, idx].max(axis=0)
-        ll = self.lows[:, idx].min(axis=0)
+        self.highs[idx, pos % fk] = high
+        self.lows[idx, pos % fk] = low
+        hh = self.highs[idx].max(axis=1)
+        ll = self.lows[idx].min(axis=1)
         rng = hh - ll
         raw = np.where(is_zero_scaled(rng, np.abs(hh) + np.abs(ll)), 0.0, (close - ll) / rng * 100.0)
         lp = pos - (fk - 1)

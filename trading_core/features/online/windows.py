@@ -87,9 +87,8 @@ class RollingSet(Stateful):
         self._windows = np.array(windows, dtype=np.int64)
         self.length = int(self._windows.max()) if windows else 1
         k = self.width = len(windows)
-        self.n_symbols = n_symbols
-        self._lags = np.r_[self._windows, self._windows]
-        self._channels = np.arange(2 * k)
+        lags = np.r_[self._windows, self._windows]
+        self._groups = [(int(w), np.flatnonzero(lags == w)) for w in np.unique(lags)]
         self.acc = np.zeros((n_symbols, 2 * k))
         """Per symbol: running sums of the finite values of each channel, then their counts."""
         self.ring = np.zeros((self.length, n_symbols, 2 * k))
@@ -120,9 +119,13 @@ class RollingSet(Stateful):
         finite = np.isfinite(x)
         acc = self.acc[idx] + np.concatenate([np.where(finite, x, 0.0), finite], axis=1)
         end = pos + 1
-        back = (end[:, None] - self._lags[None, :]) % self.length
-        flat = (back * self.n_symbols + idx[:, None]) * (2 * self.width) + self._channels
-        diff = acc - np.take(self.ring, flat)
+        if len(self._groups) == 1:
+            past = self.ring[(end - self._groups[0][0]) % self.length, idx]
+        else:  # one gather of whole rows per distinct window, then each channel from its window's rows
+            past = np.empty_like(acc)
+            for w, cols in self._groups:
+                past[:, cols] = self.ring[(end - w) % self.length, idx][:, cols]
+        diff = acc - past
         self.acc[idx] = acc
         self.ring[end % self.length, idx] = acc
         total, n = diff[:, : self.width], diff[:, self.width :]
