@@ -64,7 +64,7 @@ def _universe(lengths: dict[str, tuple[int, int]], seed: int, gaps: float = 0.05
         flat = rng.random(n) < 0.04
         open_[flat] = high[flat] = low[flat] = close[flat]
         keep = rng.random(n) >= gaps
-        keep[:1] = True
+        keep[:2] = True  # a one-bar symbol: see test_a_symbol_with_a_single_bar
         frames.append(
             pd.DataFrame(
                 {
@@ -136,7 +136,7 @@ CONFIGS = st.builds(
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     config=CONFIGS,
-    shapes=st.lists(st.tuples(st.integers(0, 60), st.integers(1, 160)), min_size=1, max_size=4),
+    shapes=st.lists(st.tuples(st.integers(0, 60), st.integers(2, 160)), min_size=1, max_size=4),
     gaps=st.sampled_from([0.0, 0.1]),
     seed=st.integers(0, 2**16),
 )
@@ -315,6 +315,22 @@ def test_a_missing_symbol_gets_a_nan_row_and_continues_its_own_sequence() -> Non
     assert frame["symbol"].tolist() == ["AAA"] and list(frame.columns[2:]) == state.feature_names
 
 
+def test_a_symbol_with_a_single_bar_differs_only_in_period_one_talib_outputs() -> None:
+    """The batch skips TA-Lib for a symbol with one bar (all NaN); with a second bar it fills period-1
+    SMA/EMA/STOCH at the first bar. The state cannot know a second bar will come: it gives TA-Lib's
+    value, the batch's value once the symbol has two bars. Every other column agrees."""
+    config = SMALL.model_copy(update={"sma_periods": (1, 5), "ema_periods": (1, 3), "stoch": (1, 1, 1)})
+    bars = _universe({"AAA": (0, 50), "BBB": (10, 1)}, seed=1)
+    batch = compute_features(bars, config)
+    _, online = FeatureState(config, ["AAA", "BBB"]).replay(bars)
+    assert online is not None
+    differ = {g.name for g in feature_gaps(batch, online, config) if not g.exact}
+    assert differ == {"sma_ratio_1", "ema_ratio_1", "stoch_k", "stoch_d"}
+    single = online["symbol"] == "BBB"
+    assert np.isfinite(online.loc[single, sorted(differ)].to_numpy()).all()
+    assert batch.loc[batch["symbol"] == "BBB", sorted(differ)].isna().all().all()
+
+
 def test_technical_parameters_talib_rejects_are_refused_up_front() -> None:
     with pytest.raises(ConfigError, match="cci period 1"):
         FeatureState(IndicatorConfig(cci_periods=(1, 20)), ["AAA"])
@@ -329,7 +345,10 @@ def test_warm_on_the_whole_history_equals_replay_and_a_tail_restarts_only_recurs
     batch = compute_features(bars, SMALL)
     batch_last = batch[batch["timestamp"] == last].reset_index(drop=True)
     head, tail = bars[bars["timestamp"] < last], bars[bars["timestamp"] == last]
-    full = FeatureState.warm(head, SMALL)
+    full = FeatureState.warm(head, SMALL, symbols=np.array(["CCC", "BBB", "AAA"]))  # any order: sorted
+    assert full.symbols == ["AAA", "BBB", "CCC"]
+    with pytest.raises(ConfigError, match="outside the universe"):
+        FeatureState.warm(head, SMALL, symbols=["AAA", "BBB"])
     np.testing.assert_array_equal(
         full.frame(full.update(BarSlice.from_frame(tail)))[full.feature_names], batch_last[full.feature_names]
     )

@@ -5,9 +5,9 @@
     blob = state.snapshot(); state = FeatureState.restore(blob)
 
 What a call returns is what :func:`~trading_core.features.compute_features` returns for the same
-rows when run on the whole history up to them (see the package docstring for the rules on missing
-symbols, warm-up NaNs and the exactness of each family). Each update costs O(window) per symbol,
-never a re-scan of the history.
+rows when run on the whole history up to them (see the package docstring and docs/features-online.md
+for the rules on missing symbols, warm-up NaNs and the exactness of each family). Each update costs
+O(window) per symbol, never a re-scan of the history.
 """
 
 from __future__ import annotations
@@ -122,15 +122,16 @@ class FeatureState:
         run on the same history (recursive indicators included). ``warmup_bars=N`` replays only the
         last N bar times: faster, but recursive indicators (EMA, MACD, RSI, ATR, ADX/DX, turbulence's
         and pandas' running sums, TA-Lib's running totals) restart at the tail instead of continuing;
-        docs/features.md gives the measured error against the warm-up length. ``symbols`` fixes the
+        docs/features-online.md gives the measured error against the warm-up length. ``symbols`` fixes the
         universe (default: the symbols of ``history``); it must include every symbol of ``history``.
         """
         config = config or IndicatorConfig()
         bars = _long_frame(history)
-        universe = sorted(set(bars["symbol"].unique()) | set(symbols or ()))
-        if symbols is not None and not set(bars["symbol"].unique()) <= set(symbols):
-            extra = sorted(set(bars["symbol"].unique()) - set(symbols))[:5]
-            raise ConfigError(f"history holds symbols outside the universe: {extra}")
+        seen = {str(s) for s in bars["symbol"].unique()}
+        wanted = {str(s) for s in symbols} if symbols is not None else seen
+        if not seen <= wanted:
+            raise ConfigError(f"history holds symbols outside the universe: {sorted(seen - wanted)[:5]}")
+        universe = sorted(wanted)
         state = cls(config, universe)
         t0 = time.perf_counter()
         n_times = state.replay(bars, warmup_bars=warmup_bars, collect=False)[0]
