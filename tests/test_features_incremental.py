@@ -224,6 +224,8 @@ def test_snapshot_restore_continues_exactly_like_the_uninterrupted_state() -> No
     first = FeatureState(SMALL, bars["symbol"].unique())
     for s in slices[:120]:
         first.update(s)
+    preview = first.copy().update(slices[120])  # a copy consumes the bar, the original does not
+    np.testing.assert_array_equal(preview, expected[120])
     blob = first.snapshot()
     with np.load(io.BytesIO(blob), allow_pickle=False) as data:  # plain arrays: loads without pickle
         assert data["__meta__"].dtype == np.uint8

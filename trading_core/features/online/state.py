@@ -12,6 +12,7 @@ O(window) per symbol, never a re-scan of the history.
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import logging
@@ -120,10 +121,10 @@ class FeatureState:
 
         ``warmup_bars=None`` replays every bar time of ``history``: the state then equals the batch
         run on the same history (recursive indicators included). ``warmup_bars=N`` replays only the
-        last N bar times: faster, but recursive indicators (EMA, MACD, RSI, ATR, ADX/DX, turbulence's
-        and pandas' running sums, TA-Lib's running totals) restart at the tail instead of continuing;
-        docs/features-online.md gives the measured error against the warm-up length. ``symbols`` fixes the
-        universe (default: the symbols of ``history``); it must include every symbol of ``history``.
+        last N bar times: faster, but the recursive indicators (EMA, MACD, RSI, ATR, ADX/DX) restart
+        from a seed at the tail instead of continuing, and every running sum restarts (a rounding-level
+        difference); docs/features-online.md gives the measured error against N. ``symbols`` fixes
+        the universe (default: the symbols of ``history``); it must include every symbol of ``history``.
         """
         config = config or IndicatorConfig()
         bars = _long_frame(history)
@@ -156,9 +157,9 @@ class FeatureState:
             if s not in self._index:
                 raise BarSliceError(f"symbol {s!r} is not in this state's universe")
         stamps = frame["timestamp"].to_numpy()
-        if warmup_bars is not None:
-            if warmup_bars < 1:
-                raise ConfigError(f"warmup_bars must be >= 1, got {warmup_bars}")
+        if warmup_bars is not None and warmup_bars < 1:
+            raise ConfigError(f"warmup_bars must be >= 1, got {warmup_bars}")
+        if warmup_bars is not None and len(stamps):
             keep_from = np.unique(stamps)[-warmup_bars:][0]
             frame = frame[stamps >= keep_from]
             stamps = frame["timestamp"].to_numpy()
@@ -192,7 +193,9 @@ class FeatureState:
         NaN rows for symbols without a bar now: ``present`` says which). Raises
         :class:`BarSliceError` (state unchanged) for an unknown or repeated symbol, a non-finite or
         non-positive price, a negative volume, or a bar time not after the last one."""
-        stamp = np.datetime64(pd.Timestamp(bar_slice.timestamp).tz_convert("UTC").tz_localize(None), "ns")
+        ts = pd.Timestamp(bar_slice.timestamp)
+        ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")  # naive = UTC, as the lake
+        stamp = np.datetime64(ts.tz_localize(None), "ns")
         if self.last_time is not None and stamp <= self.last_time:
             raise BarSliceError(f"bar time {bar_slice.timestamp} is not after the last one ({self.last_time})")
         codes = np.empty(len(bar_slice.symbols), dtype=np.intp)
@@ -248,6 +251,10 @@ class FeatureState:
         assert self.last_time is not None
         out.insert(0, "timestamp", pd.Timestamp(self.last_time, tz="UTC"))
         return out
+
+    def copy(self) -> FeatureState:
+        """An independent copy: ``state.copy().update(slice)`` previews a bar without consuming it."""
+        return copy.deepcopy(self)
 
     # ---------------------------------------------------------------------------- persistence
 
