@@ -53,6 +53,7 @@ ui: venv
 bench: venv
 	$(BIN)/python benchmarks/ingest_sp500.py
 	$(BIN)/python benchmarks/features.py
+	$(BIN)/python benchmarks/incremental_features.py
 	$(BIN)/python benchmarks/forecaster.py
 	$(BIN)/python benchmarks/env.py
 
