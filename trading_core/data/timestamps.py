@@ -346,7 +346,8 @@ def parse_timestamps(values: pd.Series, tz: str = "UTC") -> ParsedTimestamps:
         instants = u_utc.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")[codes]
         utc = pd.Series(instants, index=index).dt.tz_localize("UTC")
         local = pd.Series(u_local.to_numpy(dtype="datetime64[ns]")[codes], index=index)
-        error = pd.Series(u_error.to_numpy()[codes], index=index, dtype="object")
+        reasons = u_error.to_numpy(dtype=object)[codes]
+        error = pd.Series(reasons, index=index, dtype="object").where(pd.notna(reasons), None)
         return ParsedTimestamps(utc, local, error, local.isna())
     error = pd.Series(None, index=index, dtype="object")
     error[local.isna()] = "field 'timestamp' is missing"

@@ -415,15 +415,16 @@ def _stale_runs(clean: pd.DataFrame, policy: ValidationPolicy) -> dict[str, list
     prev = prices.groupby(clean["symbol"], sort=False).shift(1)
     flat = (clean["close"] == prev["close"]) & (clean["high"] == clean["low"])
     same = (prices == prev).all(axis=1) & (clean["high"] > clean["low"])
+    since = clean["timestamp"].groupby(clean["symbol"], sort=False).shift(1)  # the bar the run repeats
     flags: dict[str, list[Flag]] = {}
     for mask, length, kind in ((flat, policy.stale_run, "flat"), (same, policy.stale_ohlc_run, "tuple")):
         if not mask.any():
             continue
         run_id = (~mask).cumsum()  # a symbol's first bar never repeats, so runs never span two symbols
-        rows = clean[mask].assign(_run=run_id[mask], _printing=clean.loc[mask, "volume"] > 0)
+        rows = clean[mask].assign(_run=run_id[mask], _printing=clean.loc[mask, "volume"] > 0, _since=since[mask])
         runs = rows.groupby("_run", sort=False).agg(
             symbol=("symbol", "first"),
-            first=("timestamp", "first"),
+            first=("_since", "first"),
             last=("timestamp", "last"),
             n=("symbol", "size"),
             printing=("_printing", "sum"),
@@ -438,8 +439,8 @@ def _stale_runs(clean: pd.DataFrame, policy: ValidationPolicy) -> dict[str, list
                 detail = f"{run.n} flat bar(s) repeating the close {run.close:.6g}, {span}"
             else:
                 detail = (
-                    f"OHLC {run.open:.6g}/{run.high:.6g}/{run.low:.6g}/{run.close:.6g} repeated bit-identically "
-                    f"on {run.n} bar(s) after the first, {span} (volume printing on {run.printing})"
+                    f"OHLC {run.open:.6g}/{run.high:.6g}/{run.low:.6g}/{run.close:.6g} on {run.n + 1} consecutive "
+                    f"bars, bit-identical, {span} (volume printing on {run.printing} of the {run.n} repeats)"
                 )
             flags.setdefault(str(run.symbol), []).append(Flag("stale_price", str(run.symbol), int(run.n), detail))
     return flags

@@ -426,7 +426,17 @@ class FileProvider:
                 f"(line {frame[SOURCE_ROW].iloc[0]}: {first.iloc[0] if len(first) else 'missing'})"
             )
         valid = frame["timestamp"].notna() & frame["symbol"].notna()
-        inferred, _ = infer_interval(frame.loc[valid, "timestamp"], frame.loc[valid, "symbol"])
+        try:
+            inferred, _ = infer_interval(frame.loc[valid, "timestamp"], frame.loc[valid, "symbol"])
+        except SchemaError:
+            # Daily bars written in several offsets (a merge of exports) are spaced by dates, not instants.
+            written = frame[_LOCAL].notna() & frame["symbol"].notna()
+            try:
+                inferred, _ = infer_interval(frame.loc[written, _LOCAL], frame.loc[written, "symbol"])
+            except SchemaError:
+                inferred = None
+            if inferred != "1d":
+                raise
         declared = self.layout.interval
         if inferred and declared and inferred != declared:
             raise SchemaError(
@@ -536,8 +546,12 @@ class FileProvider:
         adj = pd.to_numeric(chunk[layout.adj_close], errors="coerce")
         factor = (adj / close).where(np.isfinite(adj) & np.isfinite(close) & (adj > 0) & (close > 0))
         no_factor = factor.isna() & close.notna() & np.isfinite(close) & (close > 0)
-        errors[no_factor] = (
-            "field 'adj_close' = " + chunk.loc[no_factor, layout.adj_close].astype(str).str.slice(0, 40)
+        raw_adj = chunk[layout.adj_close]
+        absent = no_factor & raw_adj.isna()
+        junk = no_factor & raw_adj.notna()
+        errors[absent] = "field 'adj_close' is missing (needed with adj_close='use')"
+        errors[junk] = (
+            "field 'adj_close' = " + raw_adj[junk].astype(str).str.slice(0, 40)
             + " is not a positive number (needed with adj_close='use')"
         )  # fmt: skip
         for key, raw in prices.items():
@@ -578,4 +592,3 @@ class FileProvider:
             }
         )
         return out[in_range.to_numpy()]
-
