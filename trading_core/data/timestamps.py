@@ -359,13 +359,22 @@ def parse_timestamps(values: pd.Series, tz: str = "UTC") -> ParsedTimestamps:
     return ParsedTimestamps(utc, local, error, local.isna())
 
 
+def _spacing_name(gap: pd.Timedelta) -> str | None:
+    if gap in _SPACINGS:
+        return _SPACINGS[gap]
+    return "1d" if pd.Timedelta(days=1) <= gap <= _DAILY_MAX else None
+
+
 def infer_interval(timestamps: pd.Series, symbols: pd.Series) -> tuple[str | None, dict[str, str]]:
     """The interval the bars are spaced by, and each symbol's own spacing name.
 
     Per symbol, the most frequent gap between consecutive distinct timestamps (ties: the smaller)
     names its interval: one of the supported intraday spacings, or ``1d`` for 1 to 4 days (weekends
-    and holidays). Returns ``(None, {})`` when no symbol has two bars. Raises :class:`SchemaError`
-    for an unsupported spacing or for symbols whose spacings disagree.
+    and holidays). Symbols with at least three bars decide when there are any (two bars of a
+    sparse symbol are weak evidence); a symbol whose spacing is no supported interval is left to
+    the calendar checks when others name one. Returns ``(None, {})`` when no symbol has two bars.
+    Raises :class:`SchemaError` when no symbol's spacing is supported, or when the deciding
+    symbols' intervals disagree (daily and hourly bars in one file).
     """
     ok = (timestamps.notna() & symbols.notna()).to_numpy()
     codes, labels = pd.factorize(symbols[ok].astype(str))
@@ -378,21 +387,25 @@ def infer_interval(timestamps: pd.Series, symbols: pd.Series) -> tuple[str | Non
         return None, {}
     pairs = pd.DataFrame({"code": codes[1:][same], "gap": gap[same]})
     counts = pairs.value_counts().rename("n").reset_index()
+    support = counts.groupby("code")["n"].transform("sum")
+    counts = counts.assign(support=support)
     counts = counts.sort_values(["code", "n", "gap"], ascending=[True, False, True], kind="stable")
     first = counts.drop_duplicates("code")
-    modes = pd.Series(pd.to_timedelta(first["gap"].to_numpy()), index=labels[first["code"].to_numpy()])
-    names: dict[str, str] = {}
-    for symbol, gap in modes.items():
-        if gap in _SPACINGS:
-            names[str(symbol)] = _SPACINGS[gap]
-        elif pd.Timedelta(days=1) <= gap <= _DAILY_MAX:
-            names[str(symbol)] = "1d"
-        else:
-            supported = ", ".join([*_SPACINGS.values(), "1d"])
-            raise SchemaError(f"symbol {symbol}'s bars are mostly {gap} apart: not a supported interval ({supported})")
-    distinct = sorted(set(names.values()), key=list(names.values()).index)
+    modes = pd.DataFrame(
+        {"gap": pd.to_timedelta(first["gap"].to_numpy()), "support": first["support"].to_numpy()},
+        index=labels[first["code"].to_numpy()],
+    )
+    named = {str(s): _spacing_name(row.gap) for s, row in modes.iterrows()}
+    names = {s: n for s, n in named.items() if n is not None}
+    if not names:
+        symbol, row = next(iter(modes.sort_values("support", ascending=False, kind="stable").iterrows()))
+        supported = ", ".join([*_SPACINGS.values(), "1d"])
+        raise SchemaError(f"symbol {symbol}'s bars are mostly {row.gap} apart: not a supported interval ({supported})")
+    strong = [s for s in names if modes.loc[s, "support"] >= 2]
+    deciding = {s: names[s] for s in (strong or names)}
+    distinct = sorted(set(deciding.values()), key=list(deciding.values()).index)
     if len(distinct) > 1:
-        example = {name: next(s for s, n in names.items() if n == name) for name in distinct}
+        example = {name: next(s for s, n in deciding.items() if n == name) for name in distinct}
         shown = ", ".join(f"{s} {n}" for n, s in example.items())
         raise SchemaError(
             f"symbols hold bars of different intervals ({shown}); ingest each interval separately with --symbols"

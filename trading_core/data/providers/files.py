@@ -42,7 +42,14 @@ import numpy as np
 import pandas as pd
 
 from trading_core.data.calendars import CONTINUOUS, WEEKDAYS, calendar_tz
-from trading_core.data.schema import OHLCV_COLUMNS, SCHEMA_ERROR, SOURCE_ROW, empty_ohlcv, validate_interval
+from trading_core.data.schema import (
+    OHLCV_COLUMNS,
+    SCHEMA_ERROR,
+    SOURCE_ROW,
+    SYMBOL_RE,
+    empty_ohlcv,
+    validate_interval,
+)
 from trading_core.data.timestamps import check_tz, infer_interval, parse_timestamps
 from trading_core.errors import ConfigError, ProviderError, SchemaError
 from trading_core.security import resolve_input_file
@@ -425,12 +432,14 @@ class FileProvider:
                 f"{self.path}: no value of the timestamp column {self.layout.timestamp!r} could be parsed "
                 f"(line {frame[SOURCE_ROW].iloc[0]}: {first.iloc[0] if len(first) else 'missing'})"
             )
-        valid = frame["timestamp"].notna() & frame["symbol"].notna()
+        # Symbols validation will refuse (../etc, empty) say nothing about the file's interval.
+        tickers = frame["symbol"].astype("string").str.fullmatch(SYMBOL_RE.pattern).fillna(False).astype(bool)
+        valid = frame["timestamp"].notna() & tickers
         try:
             inferred, _ = infer_interval(frame.loc[valid, "timestamp"], frame.loc[valid, "symbol"])
         except SchemaError:
             # Daily bars written in several offsets (a merge of exports) are spaced by dates, not instants.
-            written = frame[_LOCAL].notna() & frame["symbol"].notna()
+            written = frame[_LOCAL].notna() & tickers
             try:
                 inferred, _ = infer_interval(frame.loc[written, _LOCAL], frame.loc[written, "symbol"])
             except SchemaError:
