@@ -166,8 +166,7 @@ def fetch_to_staging(request: IngestRequest, settings: Settings, run_id: str | N
         raw_path = run_dir / "raw.parquet"
         _stage(frame, raw_path)
     except Exception as exc:
-        lineage.start_run(url, run_id, source=request.source, feed=feed, interval=interval, request=request_json)
-        lineage.finish_run(url, run_id, status="failed", error=f"{type(exc).__name__}: {exc}")
+        _fail(url, run_id, exc, dict(source=request.source, feed=feed, interval=interval, request=request_json))
         raise
     lineage.start_run(url, run_id, source=request.source, feed=feed, interval=interval, request=request_json)
     log.info("fetched %d rows for %s (%s bars) into %s", len(frame), request.describe(), interval, raw_path)
@@ -224,10 +223,19 @@ def validate_staged(batch: StagedBatch, settings: Settings) -> ValidatedBatch:
     )
 
 
-def _fail(url: str, run_id: str, exc: BaseException) -> None:
-    """Record the run as failed with its error (a DataQualityError's message stands on its own)."""
+def _fail(url: str, run_id: str, exc: BaseException, started: dict[str, Any] | None = None) -> None:
+    """Record the run as failed with its error (a DataQualityError's message stands on its own).
+
+    ``started``: the run's fields when it is not recorded yet (a fetch that failed). A failure to
+    record is logged, never raised: the caller re-raises the error that matters.
+    """
     error = str(exc) if isinstance(exc, DataQualityError) else f"{type(exc).__name__}: {exc}"
-    lineage.finish_run(url, run_id, status="failed", error=error)
+    try:
+        if started is not None:
+            lineage.start_run(url, run_id, **started)
+        lineage.finish_run(url, run_id, status="failed", error=error)
+    except Exception as record_exc:  # noqa: BLE001 - the original error is re-raised by the caller
+        log.warning("could not record ingest run %s as failed (%s): %s", run_id, record_exc, error)
 
 
 def publish(batch: ValidatedBatch, settings: Settings) -> IngestResult:

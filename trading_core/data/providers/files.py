@@ -212,6 +212,24 @@ def _open_text(path: Path, compression: str | None) -> IO[str]:
     return opener(path, "rt", encoding="utf-8-sig", newline="")
 
 
+class _NulEscaping:
+    """A text handle whose NUL characters arrive as the four characters ``\\x00``.
+
+    pandas' C parser ends a field at a NUL, so ``A\\0A`` would silently become the valid ticker
+    ``A``; escaped, the value stays what the file says and validation names it.
+    """
+
+    def __init__(self, handle: IO[str]) -> None:
+        self.handle = handle
+
+    def read(self, size: int = -1) -> str:
+        text = self.handle.read(size)
+        return text.replace("\x00", "\\x00") if "\x00" in text else text
+
+    def __iter__(self) -> Iterator[str]:
+        return (line.replace("\x00", "\\x00") for line in self.handle)
+
+
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
@@ -486,22 +504,21 @@ class FileProvider:
         assert fmt is not None  # noqa: S101 - set in __init__ for every non-Parquet file
         offset = 2  # the header is line 1
         try:
-            reader = pd.read_csv(
-                self.path,
-                sep=fmt.sep,
-                header=0,
-                names=fmt.header,
-                index_col=False,
-                usecols=cols,
-                chunksize=self.chunk_rows,
-                dtype={c: "string" for c in self.layout.text_columns()},
-                encoding="utf-8-sig",
-                compression=fmt.compression,
-            )
-            for chunk in reader:
-                chunk[SOURCE_ROW] = range(offset, offset + len(chunk))
-                offset += len(chunk)
-                yield chunk
+            with _open_text(self.path, fmt.compression) as handle:
+                reader = pd.read_csv(
+                    _NulEscaping(handle),
+                    sep=fmt.sep,
+                    header=0,
+                    names=fmt.header,
+                    index_col=False,
+                    usecols=cols,
+                    chunksize=self.chunk_rows,
+                    dtype={c: "string" for c in self.layout.text_columns()},
+                )
+                for chunk in reader:
+                    chunk[SOURCE_ROW] = range(offset, offset + len(chunk))
+                    offset += len(chunk)
+                    yield chunk
         except UnicodeDecodeError as exc:
             raise ProviderError(f"{self.path}: not UTF-8 text near line {offset} ({_one_line(exc)})") from exc
         except (pd.errors.ParserError, EOFError, OSError, zlib.error, lzma.LZMAError, ValueError) as exc:
