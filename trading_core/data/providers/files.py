@@ -500,8 +500,7 @@ class FileProvider:
         if self.parquet:
             yield self._parquet(cols, wanted)
             return
-        fmt = self.format
-        assert fmt is not None  # noqa: S101 - set in __init__ for every non-Parquet file
+        fmt = self.format or text_format(self.path)  # set in __init__ for every non-Parquet file
         offset = 2  # the header is line 1
         try:
             with _open_text(self.path, fmt.compression) as handle:
