@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from trading_core.data.calendars import EXTENDED, expected_bars, is_exchange_calendar, session_position
+from trading_core.data.magnitudes import implausible_vs_history, outside_bounds
 from trading_core.data.request import ValidationPolicy
 from trading_core.data.schema import (
     INTERVALS,
@@ -244,92 +245,15 @@ def _row_rules(frame: pd.DataFrame, policy: ValidationPolicy, marks: _Marks) -> 
 
     neg_vol = numeric["volume"] < 0
     marks.add("negative_volume", neg_vol, "volume " + _fmt(numeric.loc[neg_vol, "volume"]) + " < 0")
-    _absolute_bounds(numeric, policy, marks)
+    _mark("implausible_value", outside_bounds(numeric, policy), marks)
     return numeric
 
 
-def _absolute_bounds(numeric: pd.DataFrame, policy: ValidationPolicy, marks: _Marks) -> None:
-    """``implausible_value``: a positive price outside [min_price, max_price], a volume over max_volume."""
-    prices = numeric[list(PRICE_COLUMNS)]
-    low, high = (prices > 0) & (prices < policy.min_price), prices > policy.max_price
-    loud = numeric["volume"] > policy.max_volume
-    hit = low.any(axis=1) | high.any(axis=1) | loud
-    if not hit.any():
-        return
-    reasons = []
-    for i in hit[hit].index:
-        lo, hi = policy.min_price, policy.max_price
-        parts = [f"{c} {prices.at[i, c]:.6g} < min_price {lo:.3g}" for c in PRICE_COLUMNS if low.at[i, c]]
-        parts += [f"{c} {prices.at[i, c]:.6g} > max_price {hi:.3g}" for c in PRICE_COLUMNS if high.at[i, c]]
-        if loud.at[i]:
-            parts.append(f"volume {numeric.at[i, 'volume']:.6g} > max_volume {policy.max_volume:.3g}")
-        reasons.append("; ".join(parts) + " (absolute bounds)")
-    marks.add("implausible_value", hit, pd.Series(reasons, index=hit[hit].index))
-
-
-def _prior_median(values: pd.Series, by: pd.Series, window: int, min_periods: int) -> pd.Series:
-    """Per symbol, the median of the previous ``window`` values (NaN skipped); never the current one.
-
-    ``values`` must be sorted by symbol. One rolling pass over the whole column, then the first
-    ``window`` rows of each symbol (whose windows reach into the previous symbol) recomputed alone.
-    """
-    position = by.groupby(by, sort=False).cumcount().to_numpy()
-    prev = values.shift(1).where(position > 0)
-    med = prev.rolling(window, min_periods=min_periods).median()
-    head = position < window - 1
-    if head.any():
-        part = prev[head].groupby(by[head], sort=False).rolling(window, min_periods=min_periods).median()
-        med[head] = part.reset_index(level=0, drop=True).reindex(prev.index[head]).to_numpy()
-    return med
-
-
-def _relative_magnitudes(ordered: pd.DataFrame, policy: ValidationPolicy, marks: _Marks) -> None:
-    """``implausible_value`` relative to the bar's own close and to the symbol's recent history.
-
-    ``ordered``: the rows still standing, sorted by symbol and timestamp. Price fields are compared
-    with the median of the previous ``magnitude_window`` closes (``max_price_ratio``), open/high/low
-    also with the same bar's close (``max_intrabar_ratio``), the volume with the median of the
-    previous positive volumes (``max_volume_ratio``).
-    """
-    if ordered.empty:
-        return
-    by = ordered["symbol"]
-    window, needed = policy.magnitude_window, policy.magnitude_min_history
-    ref = _prior_median(ordered["close"], by, window, needed)
-    ref_volume = _prior_median(ordered["volume"].where(ordered["volume"] > 0), by, window, needed)
-    limit, intrabar, vlimit = policy.max_price_ratio, policy.max_intrabar_ratio, policy.max_volume_ratio
-    history = ordered[list(PRICE_COLUMNS)].div(ref, axis=0)
-    own = ordered[["open", "high", "low"]].div(ordered["close"], axis=0)
-    volume = ordered["volume"] / ref_volume
-    far = ((history > limit) | (history < 1 / limit)).fillna(False)
-    torn = ((own > intrabar) | (own < 1 / intrabar)).fillna(False)
-    loud = (volume > vlimit).fillna(False)
-    hit = far.any(axis=1) | torn.any(axis=1) | loud
-    if not hit.any():
-        return
-    reasons = []
-    for i in hit[hit].index:
-        row = ordered.loc[i]
-        parts = [
-            f"{c} {row[c]:.6g} is {history.at[i, c]:.3g}x the median {ref[i]:.6g} of the previous {window} closes "
-            f"(limit {limit:g}x)"
-            for c in PRICE_COLUMNS
-            if far.at[i, c]
-        ]
-        parts += [
-            f"{c} {row[c]:.6g} is {own.at[i, c]:.3g}x the bar's close {row['close']:.6g} (limit {intrabar:g}x)"
-            for c in ("open", "high", "low")
-            if torn.at[i, c]
-        ]
-        if loud[i]:
-            parts.append(
-                f"volume {row['volume']:.6g} is {volume[i]:.3g}x the median {ref_volume[i]:.6g} of the previous "
-                f"{window} positive volumes (limit {vlimit:g}x)"
-            )
-        reasons.append("; ".join(parts))
+def _mark(rule: str, reasons: pd.Series, marks: _Marks) -> None:
+    """Mark the rows ``reasons`` is indexed by with ``rule``."""
     mask = pd.Series(False, index=marks.rule.index)
-    mask.loc[hit[hit].index] = True
-    marks.add("implausible_value", mask, pd.Series(reasons, index=hit[hit].index))
+    mask.loc[reasons.index] = True
+    marks.add(rule, mask, reasons)
 
 
 def _duplicates(frame: pd.DataFrame, marks: _Marks) -> None:
@@ -543,7 +467,8 @@ def validate_bars(
     _duplicates(numeric, marks)
     flags = _out_of_order(numeric[~marks.bad])
 
-    _relative_magnitudes(numeric[~marks.bad].sort_values(["symbol", "timestamp"], kind="stable"), policy, marks)
+    standing = numeric[~marks.bad].sort_values(["symbol", "timestamp"], kind="stable")
+    _mark("implausible_value", implausible_vs_history(standing, policy), marks)
     ordered = numeric[~marks.bad].sort_values(["symbol", "timestamp"], kind="stable")
     flags += _jumps(ordered, policy, marks)
     clean = numeric[~marks.bad].sort_values(["symbol", "timestamp"], kind="stable")

@@ -24,26 +24,37 @@ carried to validation with its reason in ``schema_error``.
 
 from __future__ import annotations
 
-import bz2
-import csv
-import gzip
-import json
 import logging
 import lzma
-import re
 import zlib
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
-from typing import IO, Any
 
 import numpy as np
 import pandas as pd
 
-from trading_core.data.calendars import CONTINUOUS, WEEKDAYS, calendar_tz
+from trading_core.data.calendars import calendar_tz
+from trading_core.data.providers.layouts import (
+    ALIASES,
+    KNOWN_LAYOUTS,
+    MAPPABLE,
+    FileLayout,
+    alias_layout,
+    check_mapping,
+    columns_hint,
+    detect_layout,
+)
+from trading_core.data.providers.textfiles import (
+    NulEscaping,
+    is_parquet,
+    one_line,
+    open_text,
+    read_header,
+    text_format,
+)
 from trading_core.data.schema import (
-    OHLCV_COLUMNS,
     SCHEMA_ERROR,
     SOURCE_ROW,
     SYMBOL_RE,
@@ -56,293 +67,8 @@ from trading_core.security import resolve_input_file
 
 log = logging.getLogger(__name__)
 
+__all__ = ["ALIASES", "KNOWN_LAYOUTS", "MAPPABLE", "FileLayout", "FileProvider", "detect_layout", "read_header"]
 _LOCAL, _UNREADABLE, _TS_ERROR, _ADJ_ERROR = "_local", "_unreadable", "_ts_error", "_adj_error"
-MAPPABLE = (*OHLCV_COLUMNS, "time", "adj_close", "symbol_prefix", "fixed_symbol")
-"""Keys a ``columns`` mapping may hold: the contract's fields, a separate ``time`` column joined to a
-date-only ``timestamp``, ``adj_close``, ``symbol_prefix`` and ``fixed_symbol`` (a single-symbol file)."""
-
-
-@dataclass(frozen=True)
-class FileLayout:
-    """Where each OHLCV field lives in a file, and the bars' calendar and interval."""
-
-    name: str
-    timestamp: str
-    symbol: str | None
-    """Column holding the symbol; None for a single-symbol file (then ``fixed_symbol`` is used)."""
-    open: str = "open"
-    high: str = "high"
-    low: str = "low"
-    close: str = "close"
-    volume: str = "volume"
-    symbol_prefix: str | None = None
-    """Optional column prepended to the symbol as ``prefix:symbol`` (e.g. the exchange)."""
-    fixed_symbol: str | None = None
-    time: str | None = None
-    """Separate time-of-day column joined to a date-only ``timestamp`` column (``Date,Time,...``)."""
-    adj_close: str | None = None
-    """Adjusted-close column, read only with ``adj_close='use'``."""
-    calendar: str = WEEKDAYS
-    interval: str | None = None
-    """The vendor's interval; None: inferred from the timestamps (given, the inference must agree)."""
-    tz: str | None = None
-    """Time zone of naive timestamps in the file; None: the calendar's (UTC for 24/7 and weekdays)."""
-    signature: frozenset[str] = field(default_factory=frozenset)
-    """Header columns that identify this layout for ``layout="auto"``."""
-
-    def source_columns(self, adjusted: bool = False) -> list[str]:
-        cols = [self.timestamp, self.open, self.high, self.low, self.close, self.volume]
-        cols += [c for c in (self.time, self.symbol, self.symbol_prefix) if c]
-        if adjusted and self.adj_close:
-            cols.append(self.adj_close)
-        return list(dict.fromkeys(cols))
-
-    def text_columns(self) -> list[str]:
-        """Columns read as text: timestamps and symbols are never numbers (``0700`` stays ``0700``)."""
-        return [c for c in (self.timestamp, self.time, self.symbol, self.symbol_prefix) if c]
-
-
-KNOWN_LAYOUTS: dict[str, FileLayout] = {
-    layout.name: layout
-    for layout in (
-        FileLayout(
-            "sp500_all_stocks",
-            "date",
-            "Name",
-            calendar="XNYS",
-            interval="1d",
-            signature=frozenset({"date", "open", "high", "low", "close", "volume", "Name"}),
-        ),
-        FileLayout(
-            "etf_daily",
-            "date",
-            "ticker",
-            calendar="XNYS",
-            interval="1d",
-            signature=frozenset({"date", "ticker", "open", "high", "low", "close", "volume", "dividends"}),
-        ),
-        FileLayout(
-            "cryptodatadownload_daily",
-            "date",
-            "symbol",
-            volume="volume_base",
-            symbol_prefix="exchange",
-            calendar=CONTINUOUS,
-            interval="1d",
-            signature=frozenset({"date", "exchange", "symbol", "volume_base", "volume_quote"}),
-        ),
-        FileLayout(
-            "cryptodatadownload_hourly",
-            "timestamp_utc",
-            "symbol",
-            volume="volume_base",
-            symbol_prefix="exchange",
-            calendar=CONTINUOUS,
-            interval="1h",
-            signature=frozenset({"timestamp_utc", "exchange", "symbol", "volume_base", "volume_quote"}),
-        ),
-        FileLayout(
-            "long",
-            "timestamp",
-            "symbol",
-            signature=frozenset({"timestamp", "symbol", "open", "high", "low", "close", "volume"}),
-        ),
-    )
-}
-
-ALIASES: dict[str, tuple[str, ...]] = {
-    "timestamp": ("timestamp", "datetime", "date", "time", "t", "timestamputc", "windowstart", "tradedate"),
-    "symbol": ("symbol", "ticker", "name", "sym"),
-    "open": ("open", "o", "openprice"),
-    "high": ("high", "h", "highprice"),
-    "low": ("low", "l", "lowprice"),
-    "close": ("close", "c", "closeprice"),
-    "volume": ("volume", "v", "vol"),
-    "adj_close": ("adjclose", "adjustedclose"),
-}
-"""Header aliases, compared case-insensitively with everything but letters and digits removed
-(``Adj Close``, ``adj_close`` and ``AdjClose`` are all ``adjclose``; ``Date/Time`` and ``DateTime``
-are ``datetime``). Covers Yahoo (``Date,Open,High,Low,Close,Adj Close,Volume``, intraday
-``Datetime``), Kaggle (``date,...,Name``), Polygon (``t,o,h,l,c,v``, flat files' ``ticker`` and
-``window_start``), IBKR (``DateTime``, ``Date/Time``, ``Symbol``) and MetaTrader-style ``Date,Time``."""
-REQUIRED = ("timestamp", "open", "high", "low", "close", "volume")
-_DELIMITERS = (",", ";", "\t", "|")
-
-
-def _norm(name: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", name.lower())
-
-
-@dataclass(frozen=True)
-class TextFormat:
-    """How a CSV file is encoded: compression, delimiter and its (cleaned) header."""
-
-    compression: str | None
-    sep: str
-    header: list[str]
-
-
-def _is_parquet(path: Path) -> bool:
-    if path.suffix in {".parquet", ".pq"}:
-        return True
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(4) == b"PAR1"
-    except OSError:
-        return False
-
-
-def _compression(path: Path) -> str | None:
-    """From the magic bytes, not the name: a gzip saved as .csv is still gzip."""
-    with open(path, "rb") as handle:
-        magic = handle.read(6)
-    if magic[:2] == b"\x1f\x8b":
-        return "gzip"
-    if magic[:3] == b"BZh":
-        return "bz2"
-    if magic == b"\xfd7zXZ\x00":
-        return "xz"
-    return None
-
-
-def _open_text(path: Path, compression: str | None) -> IO[str]:
-    opener: Callable[..., IO[str]] = {"gzip": gzip.open, "bz2": bz2.open, "xz": lzma.open}.get(  # type: ignore[assignment]
-        compression or "", open
-    )
-    return opener(path, "rt", encoding="utf-8-sig", newline="")
-
-
-class _NulEscaping:
-    """A text handle whose NUL characters arrive as the four characters ``\\x00``.
-
-    pandas' C parser ends a field at a NUL, so ``A\\0A`` would silently become the valid ticker
-    ``A``; escaped, the value stays what the file says and validation names it.
-    """
-
-    def __init__(self, handle: IO[str]) -> None:
-        self.handle = handle
-
-    def read(self, size: int = -1) -> str:
-        text = self.handle.read(size)
-        return text.replace("\x00", "\\x00") if "\x00" in text else text
-
-    def __iter__(self) -> Iterator[str]:
-        return (line.replace("\x00", "\\x00") for line in self.handle)
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
-def _unique_names(names: list[str]) -> list[str]:
-    """Header names as pandas would use them: duplicates get ``.1``, ``.2`` (kept so a mapping sees them)."""
-    seen: dict[str, int] = {}
-    out = []
-    for name in names:
-        if name in seen:
-            seen[name] += 1
-            out.append(f"{name}.{seen[name]}")
-        else:
-            seen[name] = 0
-            out.append(name)
-    return out
-
-
-def text_format(path: Path) -> TextFormat:
-    """Compression, delimiter and header of a CSV file (reads its first line only)."""
-    try:
-        compression = _compression(path)
-        with _open_text(path, compression) as handle:
-            first = handle.readline()
-    except UnicodeDecodeError as exc:
-        raise ProviderError(f"{path}: not UTF-8 text ({_one_line(exc)}); save the file as UTF-8") from exc
-    except (OSError, EOFError, zlib.error, lzma.LZMAError, ValueError) as exc:
-        raise ProviderError(f"{path}: cannot read header: {_one_line(exc)}") from exc
-    if not first.strip():
-        raise SchemaError(f"{path}: file is empty (no header line)")
-    line = first.rstrip("\r\n")
-    best = max(_DELIMITERS, key=lambda d: (len(next(csv.reader([line], delimiter=d))), d == ","))
-    names = [c.strip() for c in next(csv.reader([line], delimiter=best))]
-    return TextFormat(compression, best, _unique_names(names))
-
-
-def read_header(path: Path) -> list[str]:
-    """Column names of a CSV(.gz) or Parquet file without reading its rows."""
-    if _is_parquet(path):
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        try:
-            return [str(n) for n in pq.read_schema(path).names]
-        except (pa.ArrowException, OSError) as exc:
-            raise ProviderError(f"{path}: not a readable Parquet file: {_one_line(exc)}") from exc
-    return text_format(path).header
-
-
-def _columns_hint(found: dict[str, str | None], header: list[str]) -> str:
-    example = {f: found.get(f) or "<column>" for f in ("timestamp", "symbol", *REQUIRED[1:])}
-    shown = json.dumps(example)
-    return (
-        f"Columns found: {header}. Name them with --columns (JSON, field -> column), e.g. --columns '{shown}' "
-        f"(fields: {', '.join(MAPPABLE)}); or pass --layout one of {sorted(KNOWN_LAYOUTS)}"
-    )
-
-
-def alias_layout(
-    header: list[str], where: str, columns: dict[str, str | None] | None = None, name: str = "long"
-) -> FileLayout:
-    """Map a header onto the contract by :data:`ALIASES`, with ``columns`` overriding any field.
-
-    Raises :class:`SchemaError` (listing the columns found and a ``--columns`` example) when a
-    required field has no column or more than one, naming each problem.
-    """
-    columns = dict(columns or {})
-    found: dict[str, str | None] = {}
-    problems: list[str] = []
-    by_norm: dict[str, list[str]] = {}
-    for col in header:
-        by_norm.setdefault(_norm(col), []).append(col)
-    for fld, aliases in ALIASES.items():
-        if fld in columns:
-            continue
-        hits = [col for alias in aliases for col in by_norm.get(alias, [])]
-        if fld == "timestamp" and sorted(_norm(h) for h in hits) == ["date", "time"] and "time" not in columns:
-            found["timestamp"] = next(h for h in hits if _norm(h) == "date")
-            found["time"] = next(h for h in hits if _norm(h) == "time")
-        elif len(hits) == 1:
-            found[fld] = hits[0]
-        elif len(hits) > 1:
-            found[fld] = hits[0]
-            problems.append(f"'{fld}' is ambiguous between {hits}")
-        elif fld in REQUIRED:
-            problems.append(f"needs column(s) for '{fld}' (none of the header matches {list(aliases)})")
-    found.update(columns)
-    if problems:
-        kind = "ambiguous" if all("ambiguous" in p for p in problems) else "unknown"
-        raise SchemaError(f"{where}: {kind} file layout: {'; '.join(problems)}. {_columns_hint(found, header)}")
-    mapping = {k: v for k, v in found.items() if k in MAPPABLE}
-    mapping.setdefault("symbol", None)
-    return FileLayout(name=name, **mapping)  # type: ignore[arg-type]
-
-
-def detect_layout(path: Path, header: list[str] | None = None) -> FileLayout:
-    """A known layout whose signature columns all appear in the header, else the alias mapping."""
-    header = header if header is not None else read_header(path)
-    names = set(header)
-    for layout in KNOWN_LAYOUTS.values():
-        if layout.signature <= names:
-            return layout
-    return alias_layout(header, str(path))
-
-
-def _check_mapping(columns: dict[str, Any]) -> dict[str, str | None]:
-    unknown = set(columns) - set(MAPPABLE)
-    if unknown:
-        raise ConfigError(f"column mapping has unknown field(s) {sorted(unknown)}; known: {list(MAPPABLE)}")
-    for key, value in columns.items():
-        if not (isinstance(value, str) and value) and not (value is None and key in {"symbol", "time", "adj_close"}):
-            raise ConfigError(f"column mapping field {key!r}: expected a column name, got {value!r}")
-    return dict(columns)
 
 
 class FileProvider:
@@ -367,10 +93,10 @@ class FileProvider:
         self.path = resolve_input_file(path, field="path")
         if adj_close not in {"ignore", "use"}:
             raise ConfigError(f"adj_close must be 'ignore' or 'use', not {adj_close!r}")
-        self.parquet = _is_parquet(self.path)
+        self.parquet = is_parquet(self.path)
         self.format = None if self.parquet else text_format(self.path)
         header = read_header(self.path) if self.parquet else self.format.header  # type: ignore[union-attr]
-        mapping = _check_mapping(columns) if columns else None
+        mapping = check_mapping(columns) if columns else None
         if isinstance(layout, FileLayout):
             resolved = layout
         elif layout == "auto":
@@ -405,7 +131,7 @@ class FileProvider:
         if missing:
             raise SchemaError(
                 f"{self.path}: layout {resolved.name!r} needs column(s) {missing}; header has {header}. "
-                + _columns_hint({}, header)
+                + columns_hint({}, header)
             )
         if resolved.symbol is None and resolved.fixed_symbol is None:
             raise ConfigError(
@@ -503,9 +229,9 @@ class FileProvider:
         fmt = self.format or text_format(self.path)  # set in __init__ for every non-Parquet file
         offset = 2  # the header is line 1
         try:
-            with _open_text(self.path, fmt.compression) as handle:
+            with open_text(self.path, fmt.compression) as handle:
                 reader = pd.read_csv(
-                    _NulEscaping(handle),
+                    NulEscaping(handle),
                     sep=fmt.sep,
                     header=0,
                     names=fmt.header,
@@ -519,9 +245,9 @@ class FileProvider:
                     offset += len(chunk)
                     yield chunk
         except UnicodeDecodeError as exc:
-            raise ProviderError(f"{self.path}: not UTF-8 text near line {offset} ({_one_line(exc)})") from exc
+            raise ProviderError(f"{self.path}: not UTF-8 text near line {offset} ({one_line(exc)})") from exc
         except (pd.errors.ParserError, EOFError, OSError, zlib.error, lzma.LZMAError, ValueError) as exc:
-            raise ProviderError(f"{self.path}: unreadable near line {offset}: {_one_line(exc)}") from exc
+            raise ProviderError(f"{self.path}: unreadable near line {offset}: {one_line(exc)}") from exc
 
     def _parquet(self, cols: list[str], wanted: set[str] | None) -> pd.DataFrame:
         import pyarrow as pa
@@ -539,7 +265,7 @@ class FileProvider:
                 table = pq.read_table(self.path, columns=cols)  # a non-text symbol column: filter in pandas
             frame = table.to_pandas()
         except (pa.ArrowException, OSError, ValueError, TypeError) as exc:
-            raise ProviderError(f"{self.path}: unreadable Parquet file: {_one_line(exc)}") from exc
+            raise ProviderError(f"{self.path}: unreadable Parquet file: {one_line(exc)}") from exc
         frame[SOURCE_ROW] = range(1, len(frame) + 1)
         return frame
 
