@@ -7,9 +7,11 @@ and reason; the run fails when the quarantined share exceeds `max_bad_share`), u
 bars into the Parquet lake and records a content-hashed **dataset_version** with its lineage.
 
 * **Schedule**: daily; a scheduled run ingests `lookback_days` up to its run date.
-* **Manual trigger**: fill the form (source, symbols, start/end, thresholds).
+* **Manual trigger**: fill the form (source, symbols, start/end, thresholds; for files the column
+  mapping, calendar, time zone of naive timestamps, session filter and adjusted-close choice).
 * **Output**: Asset `ohlcv`, event extra `{dataset_version, feed, interval, symbols, start, end}`.
 * Same functions on the command line: `trading ingest --source synthetic --start 2024-01-01 --end 2024-06-30`.
+* Ingest rules, header aliases and intraday options: docs/ingest.md.
 * Polygon reads its key from the Airflow connection `polygon_default` (password) or `TRADING_POLYGON_API_KEY`.
 """
 
@@ -51,9 +53,39 @@ SYMBOL_PATTERN = r"^[A-Za-z0-9^][A-Za-z0-9.\-_=/:^]{0,39}$"
         "lookback_days": Param(
             5, type="integer", minimum=1, maximum=3650, description="Days before the run date when start is empty."
         ),
-        "interval": Param("1d", type="string", enum=["1d", "1h", "30m", "15m", "5m", "1m"]),
+        "interval": Param(
+            None,
+            type=["null", "string"],
+            enum=[None, "1d", "1h", "30m", "15m", "5m", "1m"],
+            description="Bar interval; empty = inferred from a file's timestamps (1d for the other sources).",
+        ),
         "path": Param(None, type=["null", "string"], description="File for source=csv (CSV, CSV.gz, Parquet)."),
         "layout": Param("auto", type="string", description="File layout for source=csv (auto-detected by default)."),
+        "columns": Param(
+            None,
+            type=["null", "object"],
+            description='Column mapping for source=csv completing the auto-detection, e.g. {"timestamp": "Date/Time"}.',
+        ),
+        "calendar": Param(
+            None, type=["null", "string"], description="Session calendar (XNYS, 24/7, weekdays); empty = the source's."
+        ),
+        "tz": Param(
+            None,
+            type=["null", "string"],
+            description="Time zone of a file's naive timestamps (e.g. America/New_York); empty = the calendar's.",
+        ),
+        "session": Param(
+            None,
+            type=["null", "string"],
+            enum=[None, "regular", "extended"],
+            description="Intraday exchange bars: regular (default) filters pre/after-market bars, extended keeps them.",
+        ),
+        "adj_close": Param(
+            "ignore",
+            type="string",
+            enum=["ignore", "use"],
+            description="A file's adjusted close: ignore (raw prices) or use (prices scaled, feed csv-<layout>-adj).",
+        ),
         "n_assets": Param(20, type="integer", minimum=1, maximum=2000, description="Synthetic universe size."),
         "seed": Param(None, type=["null", "integer"], description="Synthetic market seed (default: settings)."),
         "signal_strength": Param(

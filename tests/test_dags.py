@@ -73,6 +73,36 @@ def test_params_reject_a_bad_symbol_before_anything_runs(dagbag) -> None:  # typ
         params.validate()
 
 
+def test_market_data_params_carry_the_file_options(dagbag) -> None:  # type: ignore[no-untyped-def]
+    """The form's file options (interval inferred when empty, tz, session, adj_close, calendar, columns)
+    reach the ingest request under the same names."""
+    from datetime import date
+
+    from airflow.sdk.definitions.param import ParamsDict
+
+    from trading_core.data.request import request_from_params
+
+    params = ParamsDict(dagbag.get_dag("market_data").params)
+    conf = {
+        "source": "csv",
+        "path": "/data/bars.csv",
+        "interval": None,
+        "tz": "America/New_York",
+        "session": "extended",
+        "adj_close": "use",
+        "calendar": "XNYS",
+        "columns": {"timestamp": "Date/Time"},
+    }
+    params.update(conf)
+    params.validate()
+    request = request_from_params(params.dump(), date(2024, 3, 1))
+    assert (request.interval, request.tz, request.session) == (None, "America/New_York", "extended")
+    assert (request.adj_close, request.calendar, request.columns) == ("use", "XNYS", {"timestamp": "Date/Time"})
+    with pytest.raises(Exception, match="session|enum|is not one of"):
+        params.update({"session": "overnight"})
+        params.validate()
+
+
 def test_market_data_dag_ingests_and_announces_the_dataset(dagbag, settings: Settings) -> None:  # type: ignore[no-untyped-def]
     conf = {
         "source": "synthetic",

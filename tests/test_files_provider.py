@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from trading_core.data.providers.files import FileProvider, detect_layout
-from trading_core.errors import ConfigError, SchemaError
+from trading_core.errors import ConfigError, ProviderError, SchemaError
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -139,3 +139,110 @@ def test_the_real_files_headers_match_a_known_layout() -> None:
         "cryptodatadownload_daily",
         "cryptodatadownload_hourly",
     }
+
+
+ALIAS_FILES = {
+    # name: (header, one line, the bar's symbol: from the file, or given for a file without a symbol column)
+    "yahoo": ("Date,Open,High,Low,Close,Adj Close,Volume", "2024-01-02,10,11,9,10.5,10.2,100", "SPY"),
+    "kaggle_cased": ("Date,Open,High,Low,Close,Volume,Name", "2024-01-02,10,11,9,10.5,100,AAL", "AAL"),
+    "ticker": ("date,ticker,open,high,low,close,volume", "2024-01-02,AAPL,10,11,9,10.5,100", "AAPL"),
+    "polygon": ("t,o,h,l,c,v,vw,n", "1704153600000,10,11,9,10.5,100,10.2,12", "SPY"),
+    "polygon_flat": (
+        "ticker,volume,open,close,high,low,window_start,transactions",
+        "MSFT,100,10,10.5,11,9,1704153600000000000,5",
+        "MSFT",
+    ),
+    "ibkr": ("Symbol,Date/Time,Open,High,Low,Close,Volume", "IBM,2024-01-02 00:00:00,10,11,9,10.5,100", "IBM"),
+    "ibkr_camel": ("DateTime,Symbol,Open,High,Low,Close,Volume", "20240102,IBM,10,11,9,10.5,100", "IBM"),
+    "datetime_adj": ("Datetime,Symbol,Open,High,Low,Close,adj_close,Volume", "2024-01-02,X,10,11,9,10.5,10,100", "X"),
+    "date_time": ("Date,Time,Ticker,Open,High,Low,Close,Volume", "2024-01-02,00:00,EURUSD,10,11,9,10.5,100", "EURUSD"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ALIAS_FILES))
+def test_vendor_headers_are_recognised_by_alias(tmp_path: Path, name: str) -> None:
+    header, line, symbol = ALIAS_FILES[name]
+    path = write(tmp_path, f"{name}.csv.gz", header, [line])
+    provider = FileProvider(path, symbol=symbol)
+    expected_name = "long"  # the exact Kaggle header is the sp500_all_stocks layout; a re-cased one is generic
+    assert provider.layout.name == expected_name
+    frame = provider.fetch([], None, None)
+    assert frame.timestamp.tolist() == [pd.Timestamp("2024-01-02", tz="UTC")] and frame.symbol.tolist() == [symbol]
+    assert frame[["open", "high", "low", "close", "volume"]].astype(float).values.tolist() == [[10, 11, 9, 10.5, 100]]
+
+
+def test_adjusted_close_is_ignored_by_default_and_scales_every_price_when_used(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "yahoo.csv",
+        "Date,Open,High,Low,Close,Adj Close,Volume",
+        ["2024-01-02,10,11,9,10,5,100", "2024-01-03,10,11,9,10,n/a,100", "2024-01-04,10,11,9,10,-1,100"],
+    )
+    raw = FileProvider(path, symbol="SPY").fetch([], None, None)
+    assert raw.close.astype(float).tolist() == [10, 10, 10] and raw.schema_error.isna().all()
+    provider = FileProvider(path, symbol="SPY", adj_close="use")
+    assert provider.adjusted and provider.layout.adj_close == "Adj Close"
+    adjusted = provider.fetch([], None, None)
+    assert adjusted.loc[0, ["open", "high", "low", "close"]].astype(float).tolist() == [5, 5.5, 4.5, 5]
+    assert adjusted.loc[0, "volume"] == 100  # volume stays raw
+    assert adjusted.schema_error.iloc[1] == "field 'adj_close' is missing (needed with adj_close='use')"
+    assert adjusted.schema_error.iloc[2].startswith("field 'adj_close' = -1.0 is not a positive number")
+    no_adj = write(tmp_path, "plain.csv", "date,symbol,open,high,low,close,volume", ["2024-01-02,A,1,2,0.5,1.5,9"])
+    with pytest.raises(ConfigError, match=r"adj_close='use' but the header has no adjusted-close column"):
+        FileProvider(no_adj, adj_close="use")
+
+
+def test_unknown_and_ambiguous_headers_list_the_columns_and_show_the_columns_syntax(tmp_path: Path) -> None:
+    unknown = write(tmp_path, "u.csv", "when,what,open,high,low,close,qty", ["1,2,3,4,5,6,7"])
+    with pytest.raises(SchemaError) as info:
+        FileProvider(unknown)
+    message = str(info.value)
+    assert "unknown file layout" in message and "needs column(s) for 'timestamp'" in message
+    assert "needs column(s) for 'volume'" in message and "'when', 'what'" in message
+    assert '--columns \'{"timestamp": "<column>", "symbol": "<column>", "open": "open"' in message
+    assert "\n" not in message
+    ambiguous = write(tmp_path, "a.csv", "Date,Datetime,Symbol,Open,High,Low,Close,Volume", ["x,y,A,1,2,0.5,1.5,9"])
+    with pytest.raises(SchemaError, match=r"ambiguous file layout: 'timestamp' is ambiguous between \['Datetime', "):
+        FileProvider(ambiguous)
+    provider = FileProvider(ambiguous, columns={"timestamp": "Datetime"})  # a partial mapping resolves it
+    assert (provider.layout.name, provider.layout.timestamp, provider.layout.symbol) == ("custom", "Datetime", "Symbol")
+    no_symbol = write(tmp_path, "n.csv", "Date,Open,High,Low,Close,Volume", ["2024-01-02,1,2,0.5,1.5,9"])
+    with pytest.raises(ConfigError, match=r"no symbol column .* \(--symbols AAPL\)"):
+        FileProvider(no_symbol)
+    assert FileProvider(no_symbol, columns={"fixed_symbol": "QQQ"}).fetch([], None, None).symbol.tolist() == ["QQQ"]
+
+
+def test_encoding_delimiter_and_compression_are_sniffed(tmp_path: Path) -> None:
+    rows = ["2024-01-02;1;2;0.5;1.5;9;AAA", "2024-01-03;1;2;0.5;1.5;9;AAA"]
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes(("\ufeffdate,open,high,low,close,volume,Name\n" + "\n".join(rows).replace(";", ",")).encode())
+    assert FileProvider(bom).layout.name == "sp500_all_stocks"  # the BOM no longer hides 'date'
+    semicolons = tmp_path / "semi.txt"
+    semicolons.write_text('"date";"open";"high";"low";"close";"volume";"Name"\n' + "\n".join(rows))
+    assert len(FileProvider(semicolons).fetch([], None, None)) == 2
+    gz_without_suffix = tmp_path / "export.csv"
+    with gzip.open(gz_without_suffix, "wt") as handle:
+        handle.write("date,open,high,low,close,volume,Name\n" + "\n".join(rows).replace(";", ","))
+    assert len(FileProvider(gz_without_suffix).fetch([], None, None)) == 2
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("date,open,high,low,close,volume,Name\n2024-01-02,1,2,0.5,1.5,9,SOCIÉTÉ\n".encode("latin-1"))
+    with pytest.raises(ProviderError, match="not UTF-8"):
+        FileProvider(latin).fetch([], None, None)
+    truncated = tmp_path / "cut.csv.gz"
+    whole = gzip.compress(("date,open,high,low,close,volume,Name\n" + "2024-01-02,1,2,0.5,1.5,9,AAA\n" * 5000).encode())
+    truncated.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(ProviderError, match="cut.csv.gz: unreadable"):
+        FileProvider(truncated).fetch([], None, None)
+
+
+def test_known_layouts_keep_their_interval_and_check_it(tmp_path: Path) -> None:
+    lines = [f"2024-01-02 {h:02d}:00:00,Bitstamp,BTC/USD,1,2,0.5,1.5,9,9,,0" for h in range(4)]
+    header = LAYOUTS["crypto_d.csv.gz"][0]
+    path = write(tmp_path, "crypto.csv.gz", header, lines)
+    with pytest.raises(SchemaError, match="layout 'cryptodatadownload_daily' holds 1d bars but the timestamps"):
+        FileProvider(path).fetch([], None, None)
+    hourly = write(tmp_path, "h.csv.gz", LAYOUTS["crypto_h.csv.gz"][0], [line.replace(",,0", ",,0") for line in lines])
+    provider = FileProvider(hourly)
+    assert len(provider.fetch([], None, None, "1h")) == 4 and provider.interval == "1h"
+    with pytest.raises(ConfigError, match="interval 1d was requested"):
+        provider.fetch([], None, None, "1d")

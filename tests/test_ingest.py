@@ -112,3 +112,30 @@ def test_request_from_params_uses_a_lookback_for_scheduled_runs() -> None:
     assert request.policy.max_bad_share == 0.2
     with pytest.raises(ValueError, match="symbol"):
         request_from_params({"symbols": ["../x"]}, date(2024, 3, 15))
+
+
+def test_bad_values_reach_the_postgresql_quarantine_intact(postgres_url: str, tmp_path: Path) -> None:
+    """NUL bytes, unreadable and DST-skipped timestamps, absurd magnitudes: PostgreSQL stores every reason."""
+    from trading_core.config import get_settings
+
+    settings = get_settings(home=str(tmp_path / "home"), database_url=postgres_url)
+    path = tmp_path / "dirty.csv"
+    hours = [f"2024-03-10 {h:02d}:00" for h in (0, 1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12)]
+    path.write_bytes(
+        b"timestamp,symbol,open,high,low,close,volume\n"
+        + b"".join(f"{h},AAA,10,11,9,10.5,100\n".encode() for h in hours)  # lines 2-13
+        + b"2024-03-10 01:00-05:00,AAA,10,11,9,10.5,100\n"  # line 14: 06:00 UTC, as line 3
+        b"2024-03-10 02:00,AAA,10,11,9,10.5,100\n"  # line 15: skipped by the switch to daylight saving
+        b"2024-03-10 13:00,A\x00A,10,11,9,10.5,100\n"
+        b"2024-03-10 14:00,AAA,10,1e30,9,10.5,100\n"
+        b"not-a-time,AAA,10,11,9,10.5,1e25\n"
+    )
+    request = IngestRequest(source="csv", path=path, tz="America/New_York", policy=ValidationPolicy(max_bad_share=0.5))
+    result = ingest(request, settings)
+    rows = {r.source_row: r for r in lineage.quarantined_rows(postgres_url, result.run_id)}
+    assert set(rows) == {14, 15, 16, 17, 18} and result.rows_read == result.rows_clean + result.rows_quarantined
+    assert rows[14].rule == "duplicate" and "same symbol and timestamp as source row 3" in rows[14].reason
+    assert rows[15].rule == "schema" and "daylight-saving" in rows[15].reason
+    assert rows[16].symbol == "A\\x00A" and "not a valid ticker" in rows[16].reason  # NUL kept, escaped
+    assert rows[17].rule == "implausible_value" and "high 1e+30 > max_price" in rows[17].reason
+    assert "'not-a-time' is not a date/time" in rows[18].reason and result.interval == "1h"

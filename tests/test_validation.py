@@ -200,3 +200,113 @@ def test_clean_output_always_satisfies_the_contract(rows) -> None:  # type: igno
     assert (clean["high"] >= clean[["open", "close"]].max(axis=1) * (1 - 1e-9)).all()
     for _, g in clean.groupby("symbol"):
         assert g["timestamp"].is_monotonic_increasing
+
+
+def test_implausible_magnitudes_on_every_field_never_reach_the_clean_bars() -> None:
+    frame = bars(n=30)
+    frame.loc[10, ["open", "high"]] = 1e30  # the issue's cases: absurd open/high/low and volume, close untouched
+    frame.loc[12, "high"] = 1e30
+    frame.loc[14, "low"] = 1e-30
+    frame.loc[16, "volume"] = 1e25
+    frame.loc[18, "volume"] = 1e6 * 5e4  # under max_volume, 50,000x the symbol's usual volume
+    frame.loc[20, "high"] = frame.loc[20, "close"] * 30  # 30x the bar's own close
+    frame.loc[22, ["open", "high", "low", "close"]] *= 500  # a whole bar 500x the recent closes
+    result = run(frame, ValidationPolicy(max_bad_share=0.5))
+    q = quarantined(result, "implausible_value").set_index("source_row")
+    assert sorted(q.index) == [11, 13, 15, 17, 19, 21, 23]
+    assert "open 1e+30 > max_price 1e+09" in q.loc[11, "reason"] and "(absolute bounds)" in q.loc[11, "reason"]
+    assert "low 1e-30 < min_price 1e-10" in q.loc[15, "reason"]
+    assert "volume 1e+25 > max_volume 1e+17" in q.loc[17, "reason"]
+    assert "volume 5e+10 is 5e+04x the median 1e+06 of the previous 20 positive volumes" in q.loc[19, "reason"]
+    assert "is 30x the bar's close" in q.loc[21, "reason"]
+    assert "close " in q.loc[23, "reason"] and "of the previous 20 closes (limit 100x)" in q.loc[23, "reason"]
+    clean = result.clean
+    assert clean[["open", "high", "low", "close"]].max().max() < 200 and clean["volume"].max() == 1e6
+
+
+def test_real_but_large_moves_are_kept() -> None:
+    frame = bars(n=40)
+    frame.loc[20:, ["open", "high", "low", "close"]] *= 10  # a 1:10 reverse split that stays
+    frame.loc[30, "volume"] = 5e8  # a 500x volume day (the S&P 500 file's largest is 489x)
+    frame.loc[5, "high"] = frame.loc[5, "close"] * 8  # an 8x intrabar high (the real files' largest is 8.2x)
+    result = run(frame, ValidationPolicy(jump_threshold=5.0))
+    assert result.report.rows_quarantined == 0
+
+
+def test_thresholds_are_policy_fields() -> None:
+    frame = bars(n=30)
+    frame.loc[25, "volume"] = 1e6 * 50
+    assert run(frame).report.rows_quarantined == 0
+    strict = run(frame, ValidationPolicy(max_volume_ratio=20, max_bad_share=1.0))
+    assert quarantined(strict, "implausible_value").source_row.tolist() == [26]
+
+
+def test_repeated_ohlc_tuples_with_a_range_are_flagged_per_run() -> None:
+    frame = bars(n=30)
+    frame.loc[5:8, ["open", "high", "low", "close"]] = [50.0, 51.0, 49.0, 50.5]  # 4 bars: 3 repeats
+    frame.loc[15:16, ["open", "high", "low", "close"]] = [60.0, 61.0, 59.0, 60.5]  # 2 bars: below the run length
+    frame.loc[20:24, ["open", "high", "low", "close"]] = [70.0, 71.0, 69.0, 70.5]  # 5 bars: 4 repeats
+    result = run(frame, ValidationPolicy(jump_threshold=5.0))
+    stale = [f for f in result.report.flags if f.rule == "stale_price"]
+    assert [f.count for f in stale] == [3, 4]
+    assert stale[0].detail == (
+        "OHLC 50/51/49/50.5 on 4 consecutive bars, bit-identical, 2024-01-09 00:00..2024-01-12 00:00 "
+        "(volume printing on 3 of the 3 repeats)"
+    )
+    assert result.report.flagged_by_rule["stale_price"] == 7 and result.report.rows_quarantined == 0
+    longer = run(frame, ValidationPolicy(jump_threshold=5.0, stale_ohlc_run=5))
+    assert [f.count for f in longer.report.flags if f.rule == "stale_price"] == [4]
+
+
+def intraday(day: str, start: str, end: str, symbol: str = "AAA") -> pd.DataFrame:
+    """5-minute bars between two New York wall-clock times of ``day``, stamped in UTC."""
+    stamps = pd.date_range(f"{day} {start}", f"{day} {end}", freq="5min", inclusive="left", tz="America/New_York")
+    frame = bars(symbol, n=len(stamps))
+    frame["timestamp"] = stamps.tz_convert("UTC")
+    return frame
+
+
+def test_extended_hours_are_filtered_and_counted_not_quarantined() -> None:
+    days = [
+        intraday("2024-11-27", "07:00", "18:00"),  # pre- and after-market around a full session
+        intraday("2024-11-29", "09:30", "15:00"),  # early close at 13:00: 13:00-15:00 is after-market
+        intraday("2024-12-02", "09:30", "16:00"),
+    ]
+    frame = pd.concat(days, ignore_index=True)
+    frame.loc[3, "open"] = np.nan  # a bad pre-market bar: filtered, not quarantined
+    frame.loc[60, "open"] = np.nan  # a bad regular bar: quarantined
+    result = validate_bars(frame, "XNYS", "5m", ValidationPolicy(max_bad_share=0.02))
+    report = result.report
+    outside = 30 + 24 + 24  # 07:00-09:30, 16:00-18:00 and 13:00-15:00
+    assert (report.session, report.rows_outside_session) == ("regular", outside)
+    assert report.rows_read == report.rows_clean + report.rows_quarantined + report.rows_outside_session
+    assert report.rows_quarantined == 1 and report.bad_share == 1 / (len(frame) - outside)
+    assert report.symbols[0].rows_outside_session == outside
+    assert not {"calendar_gap", "off_calendar"} & set(report.flagged_by_rule)  # overnight, holiday, early close
+    assert result.clean.timestamp.dt.tz_convert("America/New_York").dt.strftime("%H:%M").between("09:30", "15:55").all()
+    assert "outside the regular session (filtered)" in report.summary()
+
+
+def test_extended_session_keeps_the_bars_and_a_missing_regular_bar_is_still_a_gap() -> None:
+    frame = intraday("2024-11-27", "07:00", "18:00")
+    frame = frame[frame.timestamp != pd.Timestamp("2024-11-27 15:00", tz="UTC")]  # 10:00 New York
+    result = validate_bars(frame, "XNYS", "5m", ValidationPolicy(), session="extended")
+    report = result.report
+    assert report.rows_outside_session == 0 and report.rows_clean == len(frame)
+    assert report.flagged_by_rule == {"calendar_gap": 1}
+    assert "2024-11-27 15:00" in next(f.detail for f in report.flags if f.rule == "calendar_gap")
+    assert validate_bars(frame, "XNYS", "1d", ValidationPolicy()).report.session is None  # daily: no sessions
+
+
+def test_provider_reasons_and_control_characters_reach_quarantine_safely() -> None:
+    frame = bars(n=5).astype({"open": object})
+    frame["schema_error"] = None
+    frame.loc[1, "timestamp"] = pd.NaT
+    frame.loc[1, "schema_error"] = "field 'timestamp' = '2024-13-45' is not a date/time"
+    frame.loc[2, "open"] = "1\x00"
+    frame.loc[3, "symbol"] = "BAD\x00SYM"
+    result = run(frame, ValidationPolicy(max_bad_share=1.0))
+    q = result.quarantine.set_index("source_row")
+    assert q.loc[2, "reason"] == "schema: field 'timestamp' = '2024-13-45' is not a date/time"
+    assert "\x00" not in "".join(q.reason) + "".join(q.symbol) and "1\\x00" in q.loc[3, "reason"]
+    assert q.loc[4, "symbol"] == "BAD\\x00SYM" and q.loc[3, "raw"]["open"] == "1\\x00"

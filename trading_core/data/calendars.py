@@ -1,7 +1,8 @@
 """Trading calendars: which bars should exist, for gap checks and the synthetic market.
 
 Exchange calendars (``XNYS``, ``XLON``, ... any name ``exchange_calendars`` knows) give real
-sessions with holidays and early closes. ``24/7`` is for crypto, ``weekdays`` for data whose
+sessions with holidays, early closes and lunch breaks, and a time zone (naive timestamps of a file
+on that calendar are read in it unless ``--tz`` says otherwise). ``24/7`` is for crypto, ``weekdays`` for data whose
 holidays are unknown. Daily bars are stamped at midnight UTC of the session date; intraday bars
 at their start time in UTC.
 """
@@ -54,7 +55,8 @@ def expected_bars(
         if interval == "1d":
             return days.tz_localize("UTC")
         per_day = pd.timedelta_range(0, periods=int(pd.Timedelta("1D") / pd.Timedelta(freq)), freq=freq)
-        return pd.DatetimeIndex([d + o for d in days for o in per_day]).tz_localize("UTC")
+        grid = days.to_numpy()[:, None] + per_day.to_numpy()[None, :]
+        return pd.DatetimeIndex(grid.ravel()).tz_localize("UTC")
     cal = _exchange_calendar(calendar)
     lo, hi = max(first, cal.first_session), min(last, cal.last_session)
     if hi < lo:
@@ -63,3 +65,44 @@ def expected_bars(
         return pd.DatetimeIndex(cal.sessions_in_range(lo, hi)).tz_localize("UTC")
     index = cal.trading_index(lo, hi, period=freq, intervals=False, force=True)
     return pd.DatetimeIndex(index).tz_convert("UTC")
+
+
+def is_exchange_calendar(calendar: str) -> bool:
+    """True for an exchange calendar (sessions with opening hours), False for 24/7 and weekdays."""
+    return calendar not in (CONTINUOUS, WEEKDAYS)
+
+
+def calendar_tz(calendar: str) -> str:
+    """The calendar's time zone: the exchange's (``America/New_York`` for XNYS), else UTC."""
+    return str(_exchange_calendar(calendar).tz) if is_exchange_calendar(calendar) else "UTC"
+
+
+REGULAR, EXTENDED, CLOSED = "regular", "extended", "closed"
+
+
+def session_position(timestamps: pd.Series, calendar: str) -> pd.Series:
+    """Where each bar start (UTC) falls on an exchange calendar: ``regular``, ``extended`` or ``closed``.
+
+    ``regular``: inside a session's opening hours (``open <= t < close``, early closes included,
+    lunch breaks excluded). ``extended``: on a session's local date but outside those hours (pre-
+    and after-market bars, a lunch break, after an early close). ``closed``: not on a session date
+    at all (weekend, holiday, outside the calendar's range) or NaT. Sessions are matched by local
+    date, which holds for equity exchanges (a session never crosses local midnight).
+    """
+    position = pd.Series(CLOSED, index=timestamps.index, dtype="object")
+    if not is_exchange_calendar(calendar) or timestamps.isna().all():
+        return position
+    cal = _exchange_calendar(calendar)
+    ts = pd.DatetimeIndex(timestamps)
+    day = ts.tz_convert(cal.tz).tz_localize(None).normalize()
+    schedule = cal.schedule.reindex(day)
+    on_session = schedule["open"].notna().to_numpy()
+    after_open = on_session & (ts >= pd.DatetimeIndex(schedule["open"]))
+    before_close = on_session & (ts < pd.DatetimeIndex(schedule["close"]))
+    in_break = schedule["break_start"].notna().to_numpy() & on_session
+    if in_break.any():
+        in_break &= (ts >= pd.DatetimeIndex(schedule["break_start"])) & (ts < pd.DatetimeIndex(schedule["break_end"]))
+    regular = after_open & before_close & ~in_break
+    position[on_session] = EXTENDED
+    position[regular] = REGULAR
+    return position

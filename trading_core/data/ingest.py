@@ -32,7 +32,7 @@ from trading_core.data.providers import OHLCVProvider, build_provider
 from trading_core.data.providers.files import FileProvider
 from trading_core.data.providers.synthetic import SyntheticProvider
 from trading_core.data.request import IngestRequest
-from trading_core.data.schema import NUMERIC_COLUMNS
+from trading_core.data.schema import NUMERIC_COLUMNS, SCHEMA_ERROR
 from trading_core.data.validation import validate_bars
 from trading_core.db import lineage, upgrade_database
 from trading_core.errors import ConfigError, DataQualityError, DatasetIntegrityError, ProviderError
@@ -71,6 +71,9 @@ class ValidatedBatch:
     quarantined_by_rule: dict[str, int]
     flagged_by_rule: dict[str, int]
     bad_share: float
+    rows_outside_session: int = 0
+    """Bars outside the exchange's regular session, filtered (not quarantined, not in bad_share):
+    rows_read == rows_clean + rows_quarantined + rows_outside_session."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,9 @@ class IngestResult:
     flagged_by_rule: dict[str, int]
     upsert: dict[str, int]
     lake_dir: str
+    rows_clean: int = 0
+    rows_outside_session: int = 0
+    """rows_read == rows_clean + rows_quarantined + rows_outside_session (see ValidatedBatch)."""
 
     def as_reference(self) -> dict[str, Any]:
         """Small JSON for XCom and Asset-event extras."""
@@ -114,7 +120,8 @@ def feed_name(request: IngestRequest, provider: OHLCVProvider) -> str:
     if isinstance(provider, SyntheticProvider):
         return "synthetic-" + hashlib.sha256(repr(provider.config).encode()).hexdigest()[:10]
     if isinstance(provider, FileProvider):
-        return f"csv-{provider.layout.name}"
+        # Adjusted prices are another series than raw ones: they never share a lake partition.
+        return f"csv-{provider.layout.name}" + ("-adj" if provider.adjusted else "")
     return request.source
 
 
@@ -134,37 +141,45 @@ def _staged_file(settings: Settings, path: str, field: str) -> Path:
 
 
 def fetch_to_staging(request: IngestRequest, settings: Settings, run_id: str | None = None) -> StagedBatch:
-    """Fetch raw bars with the request's provider and stage them; records the run as started."""
+    """Fetch raw bars with the request's provider and stage them; records the run.
+
+    A file's interval (and so the run's) is known only once its timestamps are read, so the run is
+    recorded after the fetch; a fetch that fails is recorded as a failed run with its error.
+    """
     run_id = run_id or new_run_id()
+    run_dir = _run_dir(settings, run_id)
     settings.ensure_dirs()
     url = settings.resolved_database_url
     upgrade_database(url)
-    provider = build_provider(request, settings)
-    feed = feed_name(request, provider)
     request_json = request.model_dump(mode="json")
-    lineage.start_run(url, run_id, source=request.source, feed=feed, interval=request.interval, request=request_json)
+    feed: str = request.source
+    interval = request.interval or "1d"
     try:
-        frame = provider.fetch(list(request.symbols), request.start, request.end, request.interval)  # type: ignore[arg-type]
+        provider = build_provider(request, settings)
+        feed = feed_name(request, provider)
+        wanted = request.interval if isinstance(provider, FileProvider) else interval
+        frame = provider.fetch(list(request.symbols), request.start, request.end, wanted)  # type: ignore[arg-type]
+        interval = getattr(provider, "interval", None) or interval
         if frame.empty:
             raise ProviderError(f"{request.describe()}: the provider returned no bars")
-        run_dir = _run_dir(settings, run_id)
         run_dir.mkdir(parents=True, exist_ok=True)
         raw_path = run_dir / "raw.parquet"
         _stage(frame, raw_path)
     except Exception as exc:
-        lineage.finish_run(url, run_id, status="failed", error=f"{type(exc).__name__}: {exc}")
+        _fail(url, run_id, exc, dict(source=request.source, feed=feed, interval=interval, request=request_json))
         raise
-    log.info("fetched %d rows for %s into %s", len(frame), request.describe(), raw_path)
+    lineage.start_run(url, run_id, source=request.source, feed=feed, interval=interval, request=request_json)
+    log.info("fetched %d rows for %s (%s bars) into %s", len(frame), request.describe(), interval, raw_path)
     return StagedBatch(
-        run_id, request_json, feed, request.interval, request.calendar or provider.calendar, str(raw_path), len(frame)
+        run_id, request_json, feed, interval, request.calendar or provider.calendar, str(raw_path), len(frame)
     )
 
 
 def _stage(frame: pd.DataFrame, path: Path) -> None:
     """Write raw bars as they came; columns with junk stay text so validation can quote them."""
     out = frame.copy()
-    for col in [*NUMERIC_COLUMNS, "symbol"]:
-        if out[col].dtype == object:
+    for col in [*NUMERIC_COLUMNS, "symbol", SCHEMA_ERROR]:
+        if col in out.columns and out[col].dtype == object:
             out[col] = out[col].astype("string")
     tmp = path.with_suffix(".tmp")
     out.to_parquet(tmp, index=False)
@@ -174,24 +189,24 @@ def _stage(frame: pd.DataFrame, path: Path) -> None:
 def validate_staged(batch: StagedBatch, settings: Settings) -> ValidatedBatch:
     """Validate staged bars; quarantine goes to the DB even when the run then fails."""
     url = settings.resolved_database_url
-    request = IngestRequest.model_validate(batch.request)
-    raw = pd.read_parquet(_staged_file(settings, batch.raw_path, "raw_path"))
-    for col in [*NUMERIC_COLUMNS, "symbol"]:
-        if isinstance(raw[col].dtype, pd.StringDtype):
-            raw[col] = raw[col].astype(object).where(raw[col].notna(), None)
-    result = validate_bars(raw, batch.calendar, batch.interval, request.policy)
-    report = result.report
-    lineage.save_validation(url, batch.run_id, result.quarantine, report.to_dict())
     try:
+        request = IngestRequest.model_validate(batch.request)
+        raw = pd.read_parquet(_staged_file(settings, batch.raw_path, "raw_path"))
+        for col in [*NUMERIC_COLUMNS, "symbol", SCHEMA_ERROR]:
+            if col in raw.columns and isinstance(raw[col].dtype, pd.StringDtype):
+                raw[col] = raw[col].astype(object).where(raw[col].notna(), None)
+        result = validate_bars(raw, batch.calendar, batch.interval, request.policy, session=request.session)
+        report = result.report
+        lineage.save_validation(url, batch.run_id, result.quarantine, report.to_dict())
         report.raise_if_failed(f"ingest run {batch.run_id} ({request.describe()})")
         if report.rows_clean == 0:
             raise DataQualityError(f"ingest run {batch.run_id} ({request.describe()}): no clean rows left")
-    except DataQualityError as exc:
-        lineage.finish_run(url, batch.run_id, status="failed", error=str(exc))
+        clean_path = _staged_file(settings, batch.raw_path, "raw_path").with_name("clean.parquet")
+        result.clean.to_parquet(clean_path.with_suffix(".tmp"), index=False)
+        clean_path.with_suffix(".tmp").replace(clean_path)
+    except Exception as exc:
+        _fail(url, batch.run_id, exc)
         raise
-    clean_path = _staged_file(settings, batch.raw_path, "raw_path").with_name("clean.parquet")
-    result.clean.to_parquet(clean_path.with_suffix(".tmp"), index=False)
-    clean_path.with_suffix(".tmp").replace(clean_path)
     return ValidatedBatch(
         batch.run_id,
         batch.request,
@@ -204,12 +219,36 @@ def validate_staged(batch: StagedBatch, settings: Settings) -> ValidatedBatch:
         report.quarantined_by_rule,
         report.flagged_by_rule,
         report.bad_share,
+        report.rows_outside_session,
     )
+
+
+def _fail(url: str, run_id: str, exc: BaseException, started: dict[str, Any] | None = None) -> None:
+    """Record the run as failed with its error (a DataQualityError's message stands on its own).
+
+    ``started``: the run's fields when it is not recorded yet (a fetch that failed). A failure to
+    record is logged, never raised: the caller re-raises the error that matters.
+    """
+    error = str(exc) if isinstance(exc, DataQualityError) else f"{type(exc).__name__}: {exc}"
+    try:
+        if started is not None:
+            lineage.start_run(url, run_id, **started)
+        lineage.finish_run(url, run_id, status="failed", error=error)
+    except Exception as record_exc:  # noqa: BLE001 - the original error is re-raised by the caller
+        log.warning("could not record ingest run %s as failed (%s): %s", run_id, record_exc, error)
 
 
 def publish(batch: ValidatedBatch, settings: Settings) -> IngestResult:
     """Upsert clean bars into the lake and record the resulting dataset version."""
     url = settings.resolved_database_url
+    try:
+        return _publish(batch, settings, url)
+    except Exception as exc:
+        _fail(url, batch.run_id, exc)
+        raise
+
+
+def _publish(batch: ValidatedBatch, settings: Settings, url: str) -> IngestResult:
     clean_path = _staged_file(settings, batch.clean_path, "clean_path")  # its folder is deleted below
     clean = pd.read_parquet(clean_path)
     lake = Lake(settings.lake_dir)
@@ -239,6 +278,9 @@ def publish(batch: ValidatedBatch, settings: Settings) -> IngestResult:
             "source": request.source,
             "request": batch.request,
             "rows_read": batch.rows_read,
+            "rows_clean": batch.rows_clean,
+            "rows_quarantined": batch.rows_quarantined,
+            "rows_outside_session": batch.rows_outside_session,
             "quarantined_by_rule": batch.quarantined_by_rule,
             "flagged_by_rule": batch.flagged_by_rule,
             "symbols_without_data": missing,
@@ -264,6 +306,8 @@ def publish(batch: ValidatedBatch, settings: Settings) -> IngestResult:
         flagged_by_rule=batch.flagged_by_rule,
         upsert=asdict(stats),
         lake_dir=str(lake.root / f"feed={batch.feed}"),
+        rows_clean=batch.rows_clean,
+        rows_outside_session=batch.rows_outside_session,
     )
     log.info("published %s: %d rows, %d symbols (%s)", version, len(dataset), len(symbols), json.dumps(result.upsert))
     return result

@@ -2,7 +2,8 @@
 
 Columns ``[timestamp, symbol, open, high, low, close, volume]``: ``timestamp`` is tz-aware UTC
 (bar start), ``symbol`` a string, prices and volume float64. Providers may add ``source_row``
-(1-based line in the source file, or the row index) so quarantine can point at the raw input.
+(1-based line in the source file, or the row index) so quarantine can point at the raw input,
+and ``schema_error`` (see :data:`SCHEMA_ERROR`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ OHLCV_COLUMNS: tuple[str, ...] = ("timestamp", "symbol", "open", "high", "low", 
 PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close")
 NUMERIC_COLUMNS: tuple[str, ...] = (*PRICE_COLUMNS, "volume")
 SOURCE_ROW = "source_row"
+SCHEMA_ERROR = "schema_error"
+"""Optional provider column: why a row's raw value could not be read (validation quarantines the
+row under rule ``schema`` with this reason), None where it could."""
 
 # Letters, digits and the separators real tickers use (BRK.B, ^GSPC, ES=F, BTC/USD,
 # Bitstamp:BTC/USD). No whitespace, no leading separator, no "..": a symbol is also a
@@ -62,13 +66,15 @@ def require_columns(frame: pd.DataFrame, columns: tuple[str, ...], where: str) -
 def to_utc(values: pd.Series, where: str, tz: str = "UTC") -> pd.Series:
     """Parse timestamps to tz-aware UTC; naive values are taken to be in ``tz``.
 
-    Unparseable values become NaT (the validation rule ``schema`` quarantines them); a column
-    that is entirely unparseable is a layout error and raises.
+    Each value is read on its own terms (see :mod:`trading_core.data.timestamps`): mixed UTC
+    offsets, offsets next to naive values, zone names and epoch numbers are all converted to UTC.
+    Unparseable values become NaT (the validation rule ``schema`` quarantines them, with the reason
+    :func:`~trading_core.data.timestamps.parse_timestamps` gives); a column that is entirely
+    unparseable is a layout error and raises :class:`SchemaError`.
     """
-    parsed = pd.to_datetime(values, errors="coerce", utc=False, format="mixed")
-    if getattr(parsed.dt, "tz", None) is None:
-        parsed = parsed.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
-    parsed = parsed.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
+    from trading_core.data.timestamps import parse_timestamps  # it imports this module's errors
+
+    parsed = parse_timestamps(values, tz).utc
     if len(values) and parsed.isna().all():
         raise SchemaError(f"{where}: no value of the timestamp column could be parsed (first: {values.iloc[0]!r})")
     return parsed

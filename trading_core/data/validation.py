@@ -6,13 +6,22 @@ row (gaps, stale prices, split-like moves, out-of-order arrival, bars off the ca
 *flags*: reported, rows kept. Order matters: a row is quarantined under the first rule it breaks,
 and every rule it breaks is listed in its reason.
 
-Quarantine rules: ``schema`` (unparseable timestamp, non-numeric field, invalid symbol),
-``missing_values``, ``non_positive_price``, ``ohlc_order`` (low <= open, close <= high),
-``negative_volume``, ``duplicate`` (same symbol and timestamp; the first row in source order wins),
-``extreme_jump`` when the move is a bad print (reversed on the next bar).
+Quarantine rules: ``schema`` (unparseable timestamp, non-numeric field, invalid symbol, or the
+reason a provider gave in ``schema_error``), ``missing_values``, ``non_positive_price``,
+``ohlc_order`` (low <= open, close <= high), ``negative_volume``, ``implausible_value`` (a price
+field or the volume outside the policy's absolute bounds, or absurd relative to the same bar's close
+or to the symbol's own recent history), ``duplicate`` (same symbol and timestamp; the first row in
+source order wins), ``extreme_jump`` when the move is a bad print (reversed on the next bar).
 
 Flag rules: ``out_of_order``, ``calendar_gap``, ``off_calendar``, ``split_like_move`` (an extreme
-move that persists: split, spin-off, real crash), ``stale_price``, ``zero_volume``.
+move that persists: split, spin-off, real crash), ``stale_price`` (one flag per run of flat bars
+repeating the close, or of a bit-identical OHLC tuple with a range), ``zero_volume``.
+
+Session filter: intraday bars on an exchange calendar outside its regular session (pre-/after-market,
+after an early close, a lunch break) are removed before the rules with ``session='regular'`` (the
+default) and counted as ``rows_outside_session``: not quarantined, not in the bad share, never lost
+silently (``rows_read == rows_clean + rows_quarantined + rows_outside_session``). With
+``session='extended'`` they are kept and not flagged off-calendar; gaps are judged on regular bars.
 """
 
 from __future__ import annotations
@@ -25,12 +34,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from trading_core.data.calendars import expected_bars
+from trading_core.data.calendars import EXTENDED, expected_bars, is_exchange_calendar, session_position
+from trading_core.data.magnitudes import implausible_vs_history, outside_bounds
 from trading_core.data.request import ValidationPolicy
 from trading_core.data.schema import (
+    INTERVALS,
     NUMERIC_COLUMNS,
     OHLCV_COLUMNS,
     PRICE_COLUMNS,
+    SCHEMA_ERROR,
     SOURCE_ROW,
     SYMBOL_RE,
     require_columns,
@@ -45,11 +57,15 @@ QUARANTINE_RULES = (
     "non_positive_price",
     "ohlc_order",
     "negative_volume",
+    "implausible_value",
     "duplicate",
     "extreme_jump",
 )
 FLAG_RULES = ("out_of_order", "calendar_gap", "off_calendar", "split_like_move", "stale_price", "zero_volume")
 MAX_EXAMPLES = 5
+MAX_EXPECTED_BARS = 10_000_000
+"""Gap checks are skipped (with a warning) when the calendar would expect more bars than this over
+the delivered range: only a far-off bogus timestamp gets there, and the rules still judge it."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +83,7 @@ class SymbolReport:
     symbol: str
     rows_read: int = 0
     rows_clean: int = 0
+    rows_outside_session: int = 0
     first: str | None = None
     last: str | None = None
     quarantined: dict[str, int] = field(default_factory=dict)
@@ -85,10 +102,19 @@ class ValidationReport:
     flagged_by_rule: dict[str, int]
     symbols: list[SymbolReport]
     flags: list[Flag]
+    rows_outside_session: int = 0
+    """Bars outside the regular session, filtered before the rules (see the module docstring)."""
+    session: str | None = None
+    """The session filter applied: 'regular', 'extended', or None (daily bars, 24/7, weekdays)."""
+
+    @property
+    def rows_judged(self) -> int:
+        """Rows the rules judged: rows read less those filtered as outside the session."""
+        return self.rows_read - self.rows_outside_session
 
     @property
     def bad_share(self) -> float:
-        return self.rows_quarantined / self.rows_read if self.rows_read else 0.0
+        return self.rows_quarantined / self.rows_judged if self.rows_judged else 0.0
 
     @property
     def passed(self) -> bool:
@@ -98,17 +124,18 @@ class ValidationReport:
         data = asdict(self)
         data["flags"] = data["flags"][:max_flags]
         data["flags_truncated"] = max(0, len(self.flags) - max_flags)
-        data.update(bad_share=self.bad_share, passed=self.passed)
+        data.update(bad_share=self.bad_share, passed=self.passed, rows_judged=self.rows_judged)
         return data
 
     def summary(self) -> str:
         def fmt(counts: dict[str, int]) -> str:
             return ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])) or "none"
 
+        outside = f", {self.rows_outside_session} outside the regular session (filtered)" if self.session else ""
         return (
             f"{self.rows_read} rows read, {self.rows_clean} clean, {self.rows_quarantined} quarantined "
-            f"({self.bad_share:.3%}; policy {self.max_bad_share:.1%}). Quarantined: {fmt(self.quarantined_by_rule)}. "
-            f"Flagged: {fmt(self.flagged_by_rule)}."
+            f"({self.bad_share:.3%}; policy {self.max_bad_share:.1%}){outside}. "
+            f"Quarantined: {fmt(self.quarantined_by_rule)}. Flagged: {fmt(self.flagged_by_rule)}."
         )
 
     def raise_if_failed(self, where: str) -> None:
@@ -170,7 +197,12 @@ def _row_rules(frame: pd.DataFrame, policy: ValidationPolicy, marks: _Marks) -> 
             f"field '{col}' = " + frame.loc[junk, col].astype(str).str.slice(0, 40) + " is not a finite number",
         )
         numeric[col] = coerced
-    marks.add("schema", frame["timestamp"].isna(), "field 'timestamp' is missing or unparseable")
+    unread = frame["timestamp"].isna()
+    if SCHEMA_ERROR in frame.columns:  # the provider's own reason (the raw value it could not read)
+        given = frame[SCHEMA_ERROR].notna()
+        marks.add("schema", given, frame.loc[given, SCHEMA_ERROR].astype(str))
+        unread &= ~given
+    marks.add("schema", unread, "field 'timestamp' is missing or unparseable")
     symbols = frame["symbol"].astype("string")
     bad_symbol = (
         symbols.isna()
@@ -213,7 +245,15 @@ def _row_rules(frame: pd.DataFrame, policy: ValidationPolicy, marks: _Marks) -> 
 
     neg_vol = numeric["volume"] < 0
     marks.add("negative_volume", neg_vol, "volume " + _fmt(numeric.loc[neg_vol, "volume"]) + " < 0")
+    _mark("implausible_value", outside_bounds(numeric, policy), marks)
     return numeric
+
+
+def _mark(rule: str, reasons: pd.Series, marks: _Marks) -> None:
+    """Mark the rows ``reasons`` is indexed by with ``rule``."""
+    mask = pd.Series(False, index=marks.rule.index)
+    mask.loc[reasons.index] = True
+    marks.add(rule, mask, reasons)
 
 
 def _duplicates(frame: pd.DataFrame, marks: _Marks) -> None:
@@ -288,57 +328,102 @@ def _jumps(clean: pd.DataFrame, policy: ValidationPolicy, marks: _Marks) -> list
     return flags
 
 
+def _stale_runs(clean: pd.DataFrame, policy: ValidationPolicy) -> dict[str, list[Flag]]:
+    """``stale_price`` flags, one per run: flat bars repeating the previous close (``stale_run``), or
+    a bit-identical OHLC tuple with high > low repeated bar after bar (``stale_ohlc_run``).
+
+    A run's count is the number of repeating bars (the bar they repeat is not counted); it is
+    flagged when the repeated bar plus its repeats reach the run length of the policy.
+    """
+    prices = clean[list(PRICE_COLUMNS)]
+    prev = prices.groupby(clean["symbol"], sort=False).shift(1)
+    flat = (clean["close"] == prev["close"]) & (clean["high"] == clean["low"])
+    same = (prices == prev).all(axis=1) & (clean["high"] > clean["low"])
+    since = clean["timestamp"].groupby(clean["symbol"], sort=False).shift(1)  # the bar the run repeats
+    flags: dict[str, list[Flag]] = {}
+    for mask, length, kind in ((flat, policy.stale_run, "flat"), (same, policy.stale_ohlc_run, "tuple")):
+        if not mask.any():
+            continue
+        run_id = (~mask).cumsum()  # a symbol's first bar never repeats, so runs never span two symbols
+        rows = clean[mask].assign(_run=run_id[mask], _printing=clean.loc[mask, "volume"] > 0, _since=since[mask])
+        runs = rows.groupby("_run", sort=False).agg(
+            symbol=("symbol", "first"),
+            first=("_since", "first"),
+            last=("timestamp", "last"),
+            n=("symbol", "size"),
+            printing=("_printing", "sum"),
+            open=("open", "first"),
+            high=("high", "first"),
+            low=("low", "first"),
+            close=("close", "first"),
+        )
+        for run in runs[runs["n"] + 1 >= length].itertuples():
+            span = f"{run.first:%Y-%m-%d %H:%M}..{run.last:%Y-%m-%d %H:%M}"
+            if kind == "flat":
+                detail = f"{run.n} flat bar(s) repeating the close {run.close:.6g}, {span}"
+            else:
+                detail = (
+                    f"OHLC {run.open:.6g}/{run.high:.6g}/{run.low:.6g}/{run.close:.6g} on {run.n + 1} consecutive "
+                    f"bars, bit-identical, {span} (volume printing on {run.printing} of the {run.n} repeats)"
+                )
+            flags.setdefault(str(run.symbol), []).append(Flag("stale_price", str(run.symbol), int(run.n), detail))
+    return flags
+
+
+def _expected(delivered: pd.DataFrame, calendar: str, interval: str) -> pd.DatetimeIndex | None:
+    """The calendar's bars over the delivered range, or None when that range is absurdly long."""
+    first, last = delivered["timestamp"].min(), delivered["timestamp"].max()
+    span = 1 + (last - first) / pd.Timedelta(INTERVALS[interval])
+    if span > MAX_EXPECTED_BARS:
+        log.warning("gap checks skipped: %s..%s would need %.3g %s bars of %s", first, last, span, interval, calendar)
+        return None
+    return expected_bars(calendar, first, last, interval)
+
+
 def _series_flags(
     clean: pd.DataFrame, delivered: pd.DataFrame, calendar: str, interval: str, policy: ValidationPolicy
 ) -> list[Flag]:
     """Gaps and off-calendar bars are judged on what the source delivered (quarantined rows
     included: their absence from the lake is already explained by quarantine); stale prices and
-    zero volume on the clean bars."""
+    zero volume on the clean bars. Extended-hours bars kept (``session='extended'``) are neither
+    off-calendar nor expected."""
     flags: list[Flag] = []
     if clean.empty:
         return flags
-    expected = expected_bars(calendar, delivered["timestamp"].min(), delivered["timestamp"].max(), interval)
-    stale_mask = (clean["close"] == clean.groupby("symbol")["close"].shift(1)) & (clean["high"] == clean["low"])
+    expected = _expected(delivered, calendar, interval)
+    stale = _stale_runs(clean, policy)
+    extended = delivered["_extended"] if "_extended" in delivered.columns else pd.Series(False, index=delivered.index)
     delivered_by_symbol = dict(tuple(delivered.groupby("symbol", sort=False)["timestamp"]))
+    extended_by_symbol = dict(tuple(delivered[extended].groupby("symbol", sort=False)["timestamp"]))
     for symbol, rows in clean.groupby("symbol", sort=False):
         ts = pd.DatetimeIndex(delivered_by_symbol[symbol].sort_values().unique())
-        window = expected[(expected >= ts[0]) & (expected <= ts[-1])]
-        missing = window.difference(ts)
-        extra = ts.difference(expected)
-        if len(missing):
-            shown = ", ".join(f"{t:%Y-%m-%d %H:%M}" for t in missing[:MAX_EXAMPLES])
-            flags.append(
-                Flag(
-                    "calendar_gap",
-                    str(symbol),
-                    len(missing),
-                    f"{len(missing)} expected {calendar} bar(s) missing: {shown}",
+        if expected is not None:
+            window = expected[(expected >= ts[0]) & (expected <= ts[-1])]
+            missing = window.difference(ts)
+            extra = ts.difference(expected)
+            if symbol in extended_by_symbol:
+                extra = extra.difference(pd.DatetimeIndex(extended_by_symbol[symbol]))
+            if len(missing):
+                shown = ", ".join(f"{t:%Y-%m-%d %H:%M}" for t in missing[:MAX_EXAMPLES])
+                flags.append(
+                    Flag(
+                        "calendar_gap",
+                        str(symbol),
+                        len(missing),
+                        f"{len(missing)} expected {calendar} bar(s) missing: {shown}",
+                    )
                 )
-            )
-        if len(extra):
-            shown = ", ".join(f"{t:%Y-%m-%d %H:%M}" for t in extra[:MAX_EXAMPLES])
-            flags.append(
-                Flag(
-                    "off_calendar",
-                    str(symbol),
-                    len(extra),
-                    f"{len(extra)} bar(s) not on the {calendar} calendar: {shown}",
+            if len(extra):
+                shown = ", ".join(f"{t:%Y-%m-%d %H:%M}" for t in extra[:MAX_EXAMPLES])
+                flags.append(
+                    Flag(
+                        "off_calendar",
+                        str(symbol),
+                        len(extra),
+                        f"{len(extra)} bar(s) not on the {calendar} calendar: {shown}",
+                    )
                 )
-            )
-        stale = stale_mask.loc[rows.index]
-        run_id = (~stale).cumsum()
-        run_len = stale.groupby(run_id).transform("sum")
-        stale_rows = stale & (run_len + 1 >= policy.stale_run)
-        if stale_rows.any():
-            first = rows.loc[stale_rows[stale_rows].index[0], "timestamp"]
-            flags.append(
-                Flag(
-                    "stale_price",
-                    str(symbol),
-                    int(stale_rows.sum()),
-                    f"flat bars repeating the previous close from {first:%Y-%m-%d}",
-                )
-            )
+        flags += stale.get(str(symbol), [])
         zero = int((rows["volume"] == 0).sum())
         if zero:
             first = rows.loc[rows["volume"] == 0, "timestamp"].iloc[0]
@@ -348,17 +433,42 @@ def _series_flags(
     return flags
 
 
-def validate_bars(frame: pd.DataFrame, calendar: str, interval: str, policy: ValidationPolicy) -> ValidationResult:
-    """Apply every rule to a provider's frame; see the module docstring for the rules."""
+def _printable(text: object) -> str:
+    """Text safe for any DB and terminal: control characters (NUL...) escaped, as repr() would."""
+    value = str(text)
+    return value if value.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in value)
+
+
+def _session_mode(calendar: str, interval: str, session: str | None) -> str | None:
+    """The session filter that applies: only intraday bars on an exchange calendar have sessions."""
+    if interval != "1d" and is_exchange_calendar(calendar):
+        return session or "regular"
+    if session:
+        log.info("session %r ignored: %s bars on calendar %s have no hours to filter", session, interval, calendar)
+    return None
+
+
+def validate_bars(
+    frame: pd.DataFrame, calendar: str, interval: str, policy: ValidationPolicy, session: str | None = None
+) -> ValidationResult:
+    """Apply every rule to a provider's frame; see the module docstring for the rules and sessions."""
     require_columns(frame, OHLCV_COLUMNS, "provider frame")
     frame = frame.reset_index(drop=True)
     if SOURCE_ROW not in frame.columns:
         frame[SOURCE_ROW] = np.arange(1, len(frame) + 1)
+    mode = _session_mode(calendar, interval, session)
+    position = session_position(frame["timestamp"], calendar) if mode else pd.Series("", index=frame.index)
+    outside = (position == EXTENDED) & (mode == "regular")
+    read = frame
+    frame = frame[~outside].copy()
+    frame["_extended"] = position[~outside] == EXTENDED
     marks = _Marks(frame.index)
     numeric = _row_rules(frame, policy, marks)
     _duplicates(numeric, marks)
     flags = _out_of_order(numeric[~marks.bad])
 
+    standing = numeric[~marks.bad].sort_values(["symbol", "timestamp"], kind="stable")
+    _mark("implausible_value", implausible_vs_history(standing, policy), marks)
     ordered = numeric[~marks.bad].sort_values(["symbol", "timestamp"], kind="stable")
     flags += _jumps(ordered, policy, marks)
     clean = numeric[~marks.bad].sort_values(["symbol", "timestamp"], kind="stable")
@@ -373,15 +483,18 @@ def validate_bars(frame: pd.DataFrame, calendar: str, interval: str, policy: Val
     )
     quarantine = pd.DataFrame(
         {
-            "symbol": frame.loc[bad_index, "symbol"].astype("string").fillna("").astype(object),
+            "symbol": frame.loc[bad_index, "symbol"].astype("string").fillna("").map(_printable).astype(object),
             "timestamp": frame.loc[bad_index, "timestamp"],
             "rule": marks.rule.loc[bad_index],
-            "reason": ["; ".join(marks.reasons[i]) for i in bad_index],
+            "reason": [_printable("; ".join(marks.reasons[i])) for i in bad_index],
             SOURCE_ROW: frame.loc[bad_index, SOURCE_ROW].astype("int64"),
-            "raw": [{k: (str(v) if v is not None else None) for k, v in row.items()} for row in raw.to_dict("records")],
+            "raw": [
+                {k: (_printable(v) if v is not None else None) for k, v in row.items()}
+                for row in raw.to_dict("records")
+            ],
         }
     )
-    report = _report(frame, clean, quarantine, flags, policy)
+    report = _report(read, outside, clean, quarantine, flags, policy, mode)
     log.info("validation: %s", report.summary())
     return ValidationResult(
         clean=clean[list(OHLCV_COLUMNS)].reset_index(drop=True),
@@ -391,23 +504,33 @@ def validate_bars(frame: pd.DataFrame, calendar: str, interval: str, policy: Val
 
 
 def _report(
-    frame: pd.DataFrame, clean: pd.DataFrame, quarantine: pd.DataFrame, flags: list[Flag], policy: ValidationPolicy
+    read: pd.DataFrame,
+    outside: pd.Series,
+    clean: pd.DataFrame,
+    quarantine: pd.DataFrame,
+    flags: list[Flag],
+    policy: ValidationPolicy,
+    session: str | None,
 ) -> ValidationReport:
     symbols: dict[str, SymbolReport] = {}
-    for symbol, n in frame["symbol"].astype("string").fillna("").value_counts().items():
-        symbols[str(symbol)] = SymbolReport(str(symbol), rows_read=int(n))
+    names = read["symbol"].astype("string").fillna("")
+    for symbol, n in names.value_counts().items():
+        symbols[_printable(symbol)] = SymbolReport(_printable(symbol), rows_read=int(n))
+    for symbol, n in names[outside].value_counts().items():
+        symbols[_printable(symbol)].rows_outside_session = int(n)
     for symbol, rows in clean.groupby("symbol"):
-        rep = symbols[str(symbol)]
+        rep = symbols[_printable(symbol)]
         rep.rows_clean = len(rows)
         rep.first, rep.last = rows["timestamp"].iloc[0].isoformat(), rows["timestamp"].iloc[-1].isoformat()
     for (symbol, rule), n in quarantine.groupby(["symbol", "rule"]).size().items():
         symbols[str(symbol)].quarantined[str(rule)] = int(n)
     flagged: Counter[str] = Counter()
     for flag in flags:
-        symbols[flag.symbol].flags[flag.rule] = symbols[flag.symbol].flags.get(flag.rule, 0) + flag.count
+        rep = symbols[_printable(flag.symbol)]
+        rep.flags[flag.rule] = rep.flags.get(flag.rule, 0) + flag.count
         flagged[flag.rule] += flag.count
     return ValidationReport(
-        rows_read=len(frame),
+        rows_read=len(read),
         rows_clean=len(clean),
         rows_quarantined=len(quarantine),
         max_bad_share=policy.max_bad_share,
@@ -415,4 +538,6 @@ def _report(
         flagged_by_rule=dict(flagged),
         symbols=sorted(symbols.values(), key=lambda s: s.symbol),
         flags=flags,
+        rows_outside_session=int(outside.sum()),
+        session=session,
     )

@@ -40,7 +40,16 @@ def build_provider(request: IngestRequest, settings: Settings) -> OHLCVProvider:
             raise ConfigError("source 'csv' needs path")
         # An existing regular file, symlinks resolved, inside TRADING_INGEST_ROOTS when that is set.
         path = resolve_input_file(request.path, field="path", roots=settings.ingest_roots)
-        return FileProvider(path, layout=request.layout, columns=request.columns, calendar=request.calendar)
+        return FileProvider(
+            path,
+            layout=request.layout,
+            columns=request.columns,
+            calendar=request.calendar,
+            tz=request.tz,
+            adj_close=request.adj_close,
+            # A file without a symbol column (a Yahoo download) holds the one symbol requested.
+            symbol=request.symbols[0] if len(request.symbols) == 1 else None,
+        )
     if request.source == "yfinance":
         from trading_core.data.providers.yahoo import YahooProvider
 
