@@ -513,11 +513,12 @@ def _ui(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _info(args: argparse.Namespace, settings: Settings) -> int:
+    # Secrets masked: the app DB's password (redact_url) and the API key; a tracking URI may hold one too.
     data = settings.model_dump(mode="json")
     data["polygon_api_key"] = "***" if settings.polygon_api_key else None
     data.update(
-        database_url=settings.resolved_database_url,
-        mlflow_tracking_uri=settings.resolved_mlflow_tracking_uri,
+        database_url=settings.safe_database_url,
+        mlflow_tracking_uri=redact_url(settings.resolved_mlflow_tracking_uri),
         airflow_home=str(settings.resolved_airflow_home),
         lake_dir=str(settings.lake_dir),
     )
@@ -686,6 +687,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
+    settings: Settings | None = None
     try:
         settings = get_settings()
         if getattr(args, "model", "unset") is None:
@@ -693,6 +695,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args, settings))
     except (TradingError, ValidationError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        from sqlalchemy.exc import OperationalError
+
+        if not isinstance(exc, OperationalError):
+            raise
+        # Unreachable server, unknown database, refused login: a message naming the (redacted) URL.
+        reason = (str(exc.orig or exc).strip().splitlines() or ["no reason given"])[0]
+        where = settings.safe_database_url if settings is not None else "?"
+        print(f"error: database unavailable: {reason} (app DB {where}, TRADING_DATABASE_URL)", file=sys.stderr)
         return 2
 
 
