@@ -67,6 +67,11 @@ class Settings(BaseSettings):
     Default: any existing regular file the process can read (the local CLI); set it where untrusted
     users can trigger the ingest DAG, e.g. the production stack. See docs/security.md."""
 
+    approval_poke_interval_s: float = Field(default=60.0, ge=1.0, le=3600.0)
+    """Seconds between two looks of the ``mlflow_tag`` approval gate (``RegistryApprovalSensor``) for the
+    reviewer's tag: how long an approval may wait unnoticed. Reschedule mode, so a waiting gate holds no
+    worker slot; each look is one short task try. Read when the DAG files are parsed."""
+
     polygon_api_key: SecretStr | None = None
     """API key for the Polygon provider (an Airflow connection may supply it instead)."""
 
