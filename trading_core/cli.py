@@ -1,7 +1,7 @@
 """``trading``: every stage runnable without Airflow, calling the same functions the DAGs call.
 
 trading ingest --source synthetic --start 2024-01-01 --end 2024-06-30
-trading ingest --source csv --path ../shared/data/sp500_daily_2013-02-08_2018-02-07.csv.gz --symbols AAPL,MSFT
+trading ingest --source csv --path data/sp500_daily_2013-02-08_2018-02-07.csv.gz --symbols AAPL,MSFT  # README: data
 trading datasets                 # recorded dataset versions
 trading quarantine RUN_ID        # rejected rows of one ingest run, with rule and reason
 trading features build --horizon 5 --threshold-k 0.5 --seq-len 30   # latest dataset -> feature set
@@ -11,10 +11,13 @@ trading train-forecaster --epochs 10 --ensemble-size 3   # latest feature set ->
 trading hpo-forecaster --trials 8 --epochs 3             # Optuna search; --study/--worker to share one
 trading train-agent --algo ensemble --forecaster-uri models:/m-...   # RL agent(s) on the latest feature set
 trading train-agent --algo ppo --pure-rl --timesteps 20000          # the same without the forecaster
+trading walk-forward --folds 3 --seeds 1,2                # every strategy retrained per fold, judged out of sample
 trading db upgrade               # apply migrations to the app DB
-trading demo                     # the ingest and features DAGs end to end on the embedded default
+trading demo                     # ingest, features and training DAGs, then the promotion gates (embedded default)
 trading ui                       # Airflow + MLflow UIs on the local stores
-trading registry gates|approve|aliases, trading ab status|step, trading audit   (see trading_core/cli_registry.py)
+trading info                     # the resolved settings, secrets masked
+trading registry gates|approve|aliases, trading ab status|step, trading monitor check|list, trading audit
+                                 # (see trading_core/cli_registry.py)
 """
 
 from __future__ import annotations
@@ -666,9 +669,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--experiment", default="walk_forward", help="MLflow experiment (walk_forward)")
     p.set_defaults(func=_walk_forward)
 
-    sub.add_parser("demo", help="run the ingest and features DAGs end to end on the embedded default").set_defaults(
-        func=_demo
-    )
+    sub.add_parser(
+        "demo", help="run the ingest, features and training DAGs, then the promotion gates, on the embedded default"
+    ).set_defaults(func=_demo)
 
     p = sub.add_parser("ui", help="start Airflow standalone and MLflow UI on the local stores")
     p.add_argument("--airflow-port", type=int, default=8080)
