@@ -350,6 +350,18 @@ def test_no_secret_on_a_command_line(services: dict[str, dict[str, Any]]) -> Non
     assert "exec redis-server /tmp/redis.conf" in redis and "umask 077" in redis
 
 
+def test_csv_ingests_read_only_the_read_only_incoming_mount(services: dict[str, dict[str, Any]]) -> None:
+    """docs/security.md: in the stack a csv ingest may read nothing but the vendor-file mount, read-only."""
+    for name in AIRFLOW_SERVICES - {"airflow-init", "airflow-apiserver"}:  # the services that run or parse tasks
+        roots = json.loads(environment(services[name])["TRADING_INGEST_ROOTS"])
+        assert roots, name
+        read_only = {  # container path -> mounted read-only (short syntax SOURCE:TARGET[:ro])
+            volume.removesuffix(":ro").rsplit(":", 1)[1]: volume.endswith(":ro") for volume in services[name]["volumes"]
+        }
+        for root in roots:
+            assert read_only.get(root) is True, (name, root, services[name]["volumes"])
+
+
 def test_published_ports_bind_to_the_bind_address(services: dict[str, dict[str, Any]]) -> None:
     published = {}
     for name, service in services.items():
