@@ -267,7 +267,7 @@ def main() -> None:
     if not args.path.is_file():
         raise SystemExit(
             f"data file not found: {args.path}\n(the data folder is not part of the repository: pass --path, "
-            "see ../shared/data/README.md)"
+            "see 'Real market data' in README.md)"
         )
     warmups = [int(w) for w in args.warmup.split(",") if w.strip()]
 

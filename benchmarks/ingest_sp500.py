@@ -35,7 +35,10 @@ def main() -> None:
     parser.add_argument("--path", type=Path, default=DEFAULT)
     args = parser.parse_args()
     if not args.path.is_file():
-        raise SystemExit(f"data file not found: {args.path} (see ../shared/data/README.md)")
+        raise SystemExit(
+            f"data file not found: {args.path} (not part of the repository: pass --path, "
+            "see 'Real market data' in README.md)"
+        )
 
     t0 = time.perf_counter()
     peer = pd.read_csv(args.path)

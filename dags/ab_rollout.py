@@ -12,13 +12,14 @@ While a challenger is in A/B (started by the `promotion` DAG), every trading day
 3. `ab_decision` (`ABDecisionSensor`): the mSPRT on the paired daily return differences, with the
    minimum and maximum sample and the challenger drawdown guard declared at the start. "Keep
    waiting" skips the rest of today's run; a verdict goes on.
-4. `act`: **promote** = one alias call moves `champion` to the challenger (the old champion is
-   tagged `previous_champion`; the `restore_champion` DAG undoes it); **roll back** = alias
-   `challenger` removed and the reason tagged. Both end the A/B and are audited.
+4. `route` picks `promote` or `rollback`: **promote** = one alias call moves `champion` to the
+   challenger (the old champion is tagged `previous_champion`; the `restore_champion` DAG undoes it);
+   **roll back** = alias `challenger` removed and the reason tagged. Both end the A/B and are audited.
 
 * **Schedule**: weekdays after the US close. **Replay**: backfill or `dag.test(logical_date=...)`
   over historical dates runs the whole rollout offline on the bars in the lake.
-* Same functions on the command line: `trading ab status|step|decide`.
+* Same functions on the command line: `trading ab step` (book bars), `trading ab status` (the
+  verdict so far).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ champion is checked against its own training reference:
 
 1. `check`: feature drift (Evidently `DataDriftPreset` on the last `window` bars vs the reference
    sample stored with the version), prediction drift (the forecaster's class probabilities now vs
-   at the end of its training period) and performance decay (its paper-trading Sharpe and hit rate
+   over its training period) and performance decay (its paper-trading Sharpe and hit rate
    vs its walk-forward Sharpe). The HTML report and per-column scores go to MLflow (experiment
    `monitoring`), a row per check to `drift_checks` in the app DB.
 2. `guard`: retrain only when the check says so **and** no retraining triggered by this monitor lies

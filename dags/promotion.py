@@ -14,7 +14,8 @@ evidence, an unreachable MLflow, a timeout or a rejection stops the run and noth
    champion, drift share, folds passing). Results become version tags `gate.governance.*`.
 4. Approval, by `approval_path`:
    * `mlflow_tag` (`RegistryApprovalSensor`): a reviewer sets tag `approval=approved` (or
-     `rejected` with `approval_comment`) on the version in the MLflow UI;
+     `rejected` with `approval_comment`) on the version in the MLflow UI; the gate looks every
+     `TRADING_APPROVAL_POKE_INTERVAL_S` seconds (default 60, read when this file is parsed);
    * `airflow_hitl` (`PolicyApprovalOperator`): Approve / Reject in Airflow's "Required actions".
 5. `enter_rollout`: no champion yet -> the version becomes `champion` directly (nothing to A/B
    against); otherwise alias `challenger` and an A/B against the champion (`ab_rollout` DAG trades it).
@@ -37,7 +38,6 @@ GATE_POKE_INTERVAL = timedelta(minutes=5)
 """How often a gate looks again while its evidence is not there yet (reschedule mode: no slot held)."""
 GATE_TIMEOUT = timedelta(hours=6)
 """The metric and drift gates give up (and fail) after this."""
-APPROVAL_POKE_INTERVAL = timedelta(minutes=10)
 APPROVAL_TIMEOUT = timedelta(days=3)
 """A reviewer has three days; then the gate fails (re-review: trigger this DAG with the version)."""
 
@@ -158,9 +158,8 @@ def promotion() -> None:
         task_id="governance_gate", model_name=NAME, model_version=VERSION,
         poke_interval=GATE_POKE_INTERVAL.total_seconds(), timeout=GATE_TIMEOUT.total_seconds(),
     )  # fmt: skip
-    registry_approval = RegistryApprovalSensor(
-        task_id="registry_approval", model_name=NAME, model_version=VERSION,
-        poke_interval=APPROVAL_POKE_INTERVAL.total_seconds(), timeout=APPROVAL_TIMEOUT.total_seconds(),
+    registry_approval = RegistryApprovalSensor(  # poke interval: TRADING_APPROVAL_POKE_INTERVAL_S (60 s)
+        task_id="registry_approval", model_name=NAME, model_version=VERSION, timeout=APPROVAL_TIMEOUT.total_seconds(),
     )  # fmt: skip
     hitl_approval = PolicyApprovalOperator(
         task_id="hitl_approval",

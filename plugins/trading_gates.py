@@ -35,7 +35,8 @@ A gate returns ``passed`` (the task succeeds; its XCom is the outcome dict, refe
   decision, fails without retry.
 
 The sensors run in ``reschedule`` mode (a waiting gate holds no worker slot); ``poke_interval`` and
-``timeout`` are constructor arguments with per-gate defaults. Every call carries the audit actor
+``timeout`` are constructor arguments with per-gate defaults (the approval gate's poke interval is the
+setting ``approval_poke_interval_s``, read when the DAG is parsed). Every call carries the audit actor
 ``airflow:<dag_id>/<run_id>/<task_id>`` and the DAG run key ``<dag_id>:<run_id>``.
 
 The :class:`MLflowModelVersionLink` button ("MLflow model version") of the three model-version
@@ -244,12 +245,20 @@ class RegistryApprovalSensor(_ModelVersionGate):
 
     :param model_name: registered model name (templated).
     :param model_version: its version (templated).
-    :param poke_interval: default 5 minutes. :param timeout: how long a review may take; default 3 days.
+    :param poke_interval: default ``Settings.approval_poke_interval_s`` (``TRADING_APPROVAL_POKE_INTERVAL_S``,
+        60 s), read when the DAG is parsed. :param timeout: how long a review may take; default 3 days.
     """
 
     gate = "approval"
-    default_poke_interval = timedelta(minutes=5)
     default_timeout = timedelta(days=3)
+
+    def __init__(self, *, poke_interval: timedelta | float | None = None, **kwargs: Any) -> None:
+        if poke_interval is None:
+            # trading_core.config imports only pydantic(-settings) and the stdlib: cheap at parse time.
+            from trading_core.config import get_settings
+
+            poke_interval = get_settings().approval_poke_interval_s
+        super().__init__(poke_interval=poke_interval, **kwargs)
 
     def check(self, settings: Any, audit: Audit) -> GateOutcome:
         from trading_core.registry import gates

@@ -49,8 +49,11 @@ SECRETS = {
     "AIRFLOW_API_SECRET_KEY",
     "AIRFLOW_FERNET_KEY",
     "AIRFLOW_ADMIN_PASSWORD",
-    "FLOWER_BASIC_AUTH",
 }
+"""Required by every `docker compose up`: written `${NAME:?message}`."""
+PROFILE_SECRETS = {"FLOWER_BASIC_AUTH": "flower"}
+"""Required only with a profile (secret -> profile): checked by the profile's container when it starts,
+because compose interpolates (and so enforces `:?` in) the whole file whatever the active profiles."""
 
 # `${NAME`, `${NAME:-default}`, `${NAME:?message}`...; `$${NAME}` is compose's escape for a shell variable.
 VARIABLE = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)([^}]*)\}")
@@ -112,7 +115,8 @@ def test_required_services(services: dict[str, dict[str, Any]]) -> None:
     assert command_args(services["airflow-scheduler"]) == ["scheduler"]
     assert command_args(services["airflow-dag-processor"]) == ["dag-processor"]
     assert command_args(services["airflow-triggerer"]) == ["triggerer"]
-    assert command_args(services["flower"])[:2] == ["celery", "flower"]
+    flower = command_args(services["flower"])
+    assert flower[:2] == ["bash", "-c"] and flower[2].endswith("exec airflow celery flower")  # after its auth check
     init = " ".join(command_args(services["airflow-init"]))
     assert "airflow db migrate" in init and "trading db upgrade" in init
     assert "airflow pools set gpu" in init
@@ -191,7 +195,7 @@ def test_every_variable_is_documented_in_env_example(raw: str) -> None:
     documented = set(env_example_entries())
     assert used - documented == set(), "used in docker-compose.yml, missing from .env.example"
     assert documented - used == set(), "stale in .env.example: not used by docker-compose.yml"
-    assert used >= SECRETS
+    assert used >= SECRETS | set(PROFILE_SECRETS)
     # Each entry carries a comment on the line above it.
     lines = ENV_EXAMPLE.read_text().splitlines()
     for index, line in enumerate(lines):
@@ -212,6 +216,109 @@ def test_secrets_are_required_and_have_no_default(raw: str) -> None:
     entries = env_example_entries()
     for name in SECRETS:
         assert "change-me" in entries[name], name
+    # A profile's secret: no `:?` (that would be enforced without the profile too) and no default value
+    # (a default would be a known credential); only its profile's services see it.
+    for name, profile in PROFILE_SECRETS.items():
+        assert forms[name] <= {"", ":-"}, f"{name} used as {forms[name]}: no :? and no default"
+        users = {s for s, service in services_of(raw).items() if any(name in v for v in environment(service).values())}
+        assert users and all(services_of(raw)[user].get("profiles") == [profile] for user in users), users
+        assert entries[name] == "", f".env.example: {name} must be empty (its container refuses an empty value)"
+
+
+def services_of(raw: str) -> dict[str, dict[str, Any]]:
+    return yaml.safe_load(raw)["services"]
+
+
+# `$$`, or `${NAME...}` with an operator: the subset of compose's interpolation this file uses.
+_INTERPOLATION = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
+
+
+class ComposeRefused(Exception):
+    """What `docker compose` reports for an unset `${NAME:?message}`."""
+
+
+def interpolate(value: str, env: dict[str, str]) -> str:
+    """``value`` as compose interpolates it from the host environment / .env ``env`` (compose spec:
+    ``${X}``, ``${X:-default}``, ``${X-default}``, ``${X:?err}``, ``${X?err}``; ``$$`` is a literal ``$``)."""
+
+    def one(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name, op, arg = match.group(1), match.group(2), match.group(3) or ""
+        present, current = name in env, env.get(name, "")
+        if op in (":-", ":?"):
+            present = bool(current)
+        if op and op.endswith("?") and not present:
+            raise ComposeRefused(f"required variable {name} is missing a value: {arg}")
+        if op and op.endswith("-") and not present:
+            return arg
+        return current
+
+    return _INTERPOLATION.sub(one, value)
+
+
+def interpolate_file(services: dict[str, dict[str, Any]], env: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Every service's environment and command interpolated, as compose does before it applies profiles."""
+    return {
+        name: {
+            "environment": {key: interpolate(value, env) for key, value in environment(service).items()},
+            "command": [interpolate(arg, env) for arg in command_args(service)],
+        }
+        for name, service in services.items()
+    }
+
+
+def test_compose_starts_without_the_flower_secret_but_not_without_a_required_one(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """Interpolation covers inactive profiles too: a plain `docker compose up` must not need FLOWER_BASIC_AUTH."""
+    host = {name: "dummy-Secret_1" for name in SECRETS}
+    resolved = interpolate_file(services, host)  # FLOWER_BASIC_AUTH unset: no refusal
+    assert resolved["flower"]["environment"]["FLOWER_BASIC_AUTH"] == ""
+    for name in SECRETS:
+        with pytest.raises(ComposeRefused, match=name):
+            interpolate_file(services, {k: v for k, v in host.items() if k != name})
+
+
+@pytest.mark.parametrize(
+    ("value", "starts"),
+    [
+        (None, False),  # unset in .env
+        ("", False),  # .env.example's value
+        ("change-me:change-me", False),
+        ("alice", False),  # no password
+        (":pw", False),
+        ("alice:", False),
+        ("alice:s3cret-Flower_1", True),
+        ("alice:s3cret-Flower_1,bob:An0ther_pw", True),  # flower takes a comma-separated list
+    ],
+)
+def test_flower_does_not_start_without_basic_auth(
+    services: dict[str, dict[str, Any]], tmp_path: Path, value: str | None, starts: bool
+) -> None:
+    """The flower container's command, run by bash as in the container, with `airflow` faked: it execs
+    `airflow celery flower` (which reads FLOWER_BASIC_AUTH from its environment) only with credentials."""
+    host = {name: "dummy-Secret_1" for name in SECRETS} | ({} if value is None else {"FLOWER_BASIC_AUTH": value})
+    flower = interpolate_file(services, host)["flower"]
+    fake = tmp_path / "bin" / "airflow"
+    fake.parent.mkdir()
+    fake.write_text('#!/bin/sh\nprintf "%s\\n" "$@" > "$ARGV_OUT"\nprintf "%s" "$FLOWER_BASIC_AUTH" > "$AUTH_OUT"\n')
+    fake.chmod(0o755)
+    env = {
+        **flower["environment"],
+        "PATH": f"{fake.parent}{os.pathsep}/usr/bin{os.pathsep}/bin",
+        "ARGV_OUT": str(tmp_path / "argv"),
+        "AUTH_OUT": str(tmp_path / "auth"),
+    }
+    done = subprocess.run(flower["command"], env=env, capture_output=True, text=True, timeout=30, check=False)
+    if starts:
+        assert done.returncode == 0, done.stderr
+        assert (tmp_path / "argv").read_text().split() == ["celery", "flower"]  # the secret on no command line
+        assert (tmp_path / "auth").read_text() == value  # flower gets it from its environment
+    else:
+        assert done.returncode == 1 and not (tmp_path / "argv").exists(), "flower started without basic auth"
+        assert "FLOWER_BASIC_AUTH" in done.stderr and ".env" in done.stderr
+        assert not value or value not in done.stdout + done.stderr
 
 
 def test_no_literal_credentials(raw: str, services: dict[str, dict[str, Any]]) -> None:
@@ -236,11 +343,23 @@ def test_no_secret_on_a_command_line(services: dict[str, dict[str, Any]]) -> Non
     for name, service in services.items():
         text = " ".join(command_args(service) + [str(arg) for arg in service.get("entrypoint") or []])
         interpolated = {match.group(1) for match in VARIABLE.finditer(text)}
-        assert interpolated & SECRETS == set(), name
+        assert interpolated & (SECRETS | set(PROFILE_SECRETS)) == set(), name
         assert "--requirepass" not in text and "--basic-auth" not in text, name
         assert "mc alias set" not in text, name
     redis = " ".join(command_args(services["redis"]))
     assert "exec redis-server /tmp/redis.conf" in redis and "umask 077" in redis
+
+
+def test_csv_ingests_read_only_the_read_only_incoming_mount(services: dict[str, dict[str, Any]]) -> None:
+    """docs/security.md: in the stack a csv ingest may read nothing but the vendor-file mount, read-only."""
+    for name in AIRFLOW_SERVICES - {"airflow-init", "airflow-apiserver"}:  # the services that run or parse tasks
+        roots = json.loads(environment(services[name])["TRADING_INGEST_ROOTS"])
+        assert roots, name
+        read_only = {  # container path -> mounted read-only (short syntax SOURCE:TARGET[:ro])
+            volume.removesuffix(":ro").rsplit(":", 1)[1]: volume.endswith(":ro") for volume in services[name]["volumes"]
+        }
+        for root in roots:
+            assert read_only.get(root) is True, (name, root, services[name]["volumes"])
 
 
 def test_published_ports_bind_to_the_bind_address(services: dict[str, dict[str, Any]]) -> None:

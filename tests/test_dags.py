@@ -5,6 +5,10 @@ The features DAG's own run (after an ingest) is in test_features_dag.py."""
 from __future__ import annotations
 
 import ast
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -62,6 +66,27 @@ def test_dag_files_import_no_heavy_library_at_top_level() -> None:
                 names = [node.module]
             for name in names:
                 assert name.split(".")[0] not in HEAVY, f"{path.name} imports {name} at top level"
+
+
+def test_the_approval_gate_polls_at_the_setting_read_at_parse_time(dagbag) -> None:  # type: ignore[no-untyped-def]
+    """promotion's mlflow_tag approval gate: reschedule mode, poke interval Settings.approval_poke_interval_s
+    (<= 60 s), taken from TRADING_APPROVAL_POKE_INTERVAL_S when the DAG is parsed, with nothing heavy imported."""
+    gate = dagbag.get_dag("promotion").get_task("registry_approval")
+    default = Settings.model_fields["approval_poke_interval_s"].default
+    assert gate.mode == "reschedule" and gate.poke_interval == default <= 60
+
+    code = (
+        f"import json, sys; sys.path.insert(0, {str(DAGS)!r}); from airflow.dag_processing.dagbag import DagBag; "
+        f"gate = DagBag({str(DAGS / 'promotion.py')!r}).dags['promotion'].get_task('registry_approval'); "
+        "print(json.dumps({'poke': gate.poke_interval, 'mode': gate.mode, 'modules': sorted(sys.modules)}))"
+    )
+    env = {**os.environ, "TRADING_APPROVAL_POKE_INTERVAL_S": "17"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    parsed = json.loads(out.stdout.strip().splitlines()[-1])
+    assert (parsed["poke"], parsed["mode"]) == (17, "reschedule")
+    loaded = {name for name in parsed["modules"] if name.split(".")[0] in HEAVY}
+    assert loaded <= {"trading_core", "trading_core.config", "trading_core.security", "trading_core.errors"}, loaded
 
 
 def test_params_reject_a_bad_symbol_before_anything_runs(dagbag) -> None:  # type: ignore[no-untyped-def]

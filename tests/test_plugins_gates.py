@@ -158,6 +158,23 @@ def test_sensors_reschedule_by_default_and_refuse_to_fail_open() -> None:
             DriftGateSensor(task_id="d", model_name="m", model_version="1", **{flag: True})
 
 
+def test_the_approval_gate_pokes_at_the_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The mlflow_tag approval path looks for the reviewer's tag every approval_poke_interval_s (<= 60 s)."""
+    from pydantic import ValidationError
+
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    default = Settings.model_fields["approval_poke_interval_s"].default
+    assert 0 < default <= 60
+    sensor = RegistryApprovalSensor(task_id="a", model_name="m", model_version="1")
+    assert (sensor.mode, sensor.poke_interval, sensor.timeout) == ("reschedule", default, 3 * 24 * 3600)
+    monkeypatch.setenv("TRADING_APPROVAL_POKE_INTERVAL_S", "15")
+    assert RegistryApprovalSensor(task_id="a", model_name="m", model_version="1").poke_interval == 15
+    assert RegistryApprovalSensor(task_id="a", model_name="m", model_version="1", poke_interval=5).poke_interval == 5
+    monkeypatch.setenv("TRADING_APPROVAL_POKE_INTERVAL_S", "0")  # would hammer MLflow: refused, by name
+    with pytest.raises(ValidationError, match="approval_poke_interval_s"):
+        RegistryApprovalSensor(task_id="a", model_name="m", model_version="1")
+
+
 def _context(dag_id: str = "promotion", run_id: str = "manual__1", task_id: str = "gate") -> Any:
     """The part of an Airflow task context the gate sensors read."""
     return {"dag": SimpleNamespace(dag_id=dag_id), "run_id": run_id, "ti": SimpleNamespace(task_id=task_id)}

@@ -464,6 +464,100 @@ def test_secrets_are_not_in_the_settings_repr_of_the_api_key(tmp_path: Path) -> 
     assert "pk-123456" not in repr(settings) and "pk-123456" not in str(settings.model_dump())
 
 
+def test_the_app_db_url_is_a_secret_of_the_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings.database_url is a SecretStr: masked in every rendering of the object, plain only to connect."""
+    from trading_core.config import Settings
+
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    monkeypatch.setenv("TRADING_DATABASE_URL", DB_URL)
+    settings = Settings(home=tmp_path)
+    for text in (repr(settings), str(settings), str(settings.model_dump()), settings.model_dump_json()):
+        assert SECRET not in text
+    assert settings.resolved_database_url == DB_URL  # what SQLAlchemy gets
+    assert settings.safe_database_url == "postgresql+psycopg2://trading:***@db.internal:5432/trading"
+    assert SECRET not in str(vars(settings))  # the plain URL is cached in no attribute
+    monkeypatch.setenv("TRADING_DATABASE_URL", "")  # empty: the default, as before
+    assert Settings(home=tmp_path).resolved_database_url == f"sqlite:///{tmp_path.resolve() / 'trading.db'}"
+
+
+def test_trading_info_masks_the_app_db_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from trading_core.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TRADING_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TRADING_DATABASE_URL", DB_URL)
+    monkeypatch.setenv("TRADING_MLFLOW_TRACKING_URI", f"https://reviewer:{SECRET}@mlflow.example.com")
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert SECRET not in out
+    info = json.loads(out)
+    assert info["database_url"] == "postgresql+psycopg2://trading:***@db.internal:5432/trading"
+    assert info["mlflow_tracking_uri"] == "https://reviewer:***@mlflow.example.com"
+
+
+def test_an_unreachable_app_db_is_a_message_without_the_password(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The real connection error (nothing listens on port 1), with debug logging: no traceback, no password."""
+    from trading_core.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TRADING_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TRADING_DATABASE_URL", f"postgresql+psycopg2://trading:{SECRET}@127.0.0.1:1/trading")
+    caplog.set_level(logging.DEBUG)
+    assert main(["-v", "db", "upgrade"]) == 2
+    captured = capsys.readouterr()
+    assert "error: database unavailable" in captured.err and "Traceback" not in captured.err
+    assert "postgresql+psycopg2://trading:***@127.0.0.1:1/trading" in captured.err
+    assert SECRET not in captured.out + captured.err + caplog.text
+
+
+def test_the_embedded_airflow_hands_the_app_db_url_to_its_tasks_in_the_environment(tmp_path: Path) -> None:
+    from trading_core.config import get_settings
+    from trading_core.embedded import airflow_env
+
+    env = airflow_env(get_settings(home=tmp_path, database_url=DB_URL))
+    assert env["TRADING_DATABASE_URL"] == DB_URL  # the tasks connect with it; the environment, not an argv
+    assert "TRADING_DATABASE_URL" not in airflow_env(get_settings(home=tmp_path, database_url=None))
+
+
+@pytest.mark.postgres
+def test_no_password_in_output_or_logs_of_a_real_postgresql_session(
+    postgres_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Migrate, ingest, list and show quarantine on PostgreSQL with a password in the URL (the server
+    trusts local users, so the password is accepted and ignored), debug logging on: it shows up nowhere."""
+    from sqlalchemy.engine import make_url
+
+    from trading_core.cli import main
+
+    url = make_url(postgres_url).set(password=SECRET).render_as_string(hide_password=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TRADING_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TRADING_DATABASE_URL", url)
+    caplog.set_level(logging.DEBUG)
+    assert main(["-v", "db", "upgrade"]) == 0
+    upgraded = capsys.readouterr()
+    assert "app DB at head: " in upgraded.out and SECRET not in upgraded.out + upgraded.err
+    ingest = ["-v", "ingest", "--source", "synthetic", "--n-assets", "2", "--start", "2024-01-02"]
+    assert main([*ingest, "--end", "2024-02-09", "--defect-rate", "0.05", "--max-bad-share", "0.5"]) == 0
+    run_id = json.loads(capsys.readouterr().out)["run_id"]
+    assert main(["-v", "datasets"]) == 0 and main(["-v", "quarantine", run_id]) == 0
+    assert main(["-v", "quarantine", "no-such-run"]) != 0  # an error path too
+    captured = capsys.readouterr()
+    assert SECRET not in captured.out + captured.err + caplog.text
+    assert "ds-" in captured.out
+
+
 # ----------------------------------------------------------------------------- embedded servers
 
 

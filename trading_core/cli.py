@@ -1,7 +1,7 @@
 """``trading``: every stage runnable without Airflow, calling the same functions the DAGs call.
 
 trading ingest --source synthetic --start 2024-01-01 --end 2024-06-30
-trading ingest --source csv --path ../shared/data/sp500_daily_2013-02-08_2018-02-07.csv.gz --symbols AAPL,MSFT
+trading ingest --source csv --path data/sp500_daily_2013-02-08_2018-02-07.csv.gz --symbols AAPL,MSFT  # README: data
 trading ingest --source csv --path bars_5m.csv --calendar XNYS --tz America/New_York   # intraday (docs/ingest.md)
 trading datasets                 # recorded dataset versions
 trading quarantine RUN_ID        # rejected rows of one ingest run, with rule and reason
@@ -12,10 +12,13 @@ trading train-forecaster --epochs 10 --ensemble-size 3   # latest feature set ->
 trading hpo-forecaster --trials 8 --epochs 3             # Optuna search; --study/--worker to share one
 trading train-agent --algo ensemble --forecaster-uri models:/m-...   # RL agent(s) on the latest feature set
 trading train-agent --algo ppo --pure-rl --timesteps 20000          # the same without the forecaster
+trading walk-forward --folds 3 --seeds 1,2                # every strategy retrained per fold, judged out of sample
 trading db upgrade               # apply migrations to the app DB
-trading demo                     # the ingest and features DAGs end to end on the embedded default
+trading demo                     # ingest, features and training DAGs, then the promotion gates (embedded default)
 trading ui                       # Airflow + MLflow UIs on the local stores
-trading registry gates|approve|aliases, trading ab status|step, trading audit   (see trading_core/cli_registry.py)
+trading info                     # the resolved settings, secrets masked
+trading registry gates|approve|aliases, trading ab status|step, trading monitor check|list, trading audit
+                                 # (see trading_core/cli_registry.py)
 """
 
 from __future__ import annotations
@@ -528,11 +531,12 @@ def _ui(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _info(args: argparse.Namespace, settings: Settings) -> int:
+    # Secrets masked: the app DB's password (redact_url) and the API key; a tracking URI may hold one too.
     data = settings.model_dump(mode="json")
     data["polygon_api_key"] = "***" if settings.polygon_api_key else None
     data.update(
-        database_url=settings.resolved_database_url,
-        mlflow_tracking_uri=settings.resolved_mlflow_tracking_uri,
+        database_url=settings.safe_database_url,
+        mlflow_tracking_uri=redact_url(settings.resolved_mlflow_tracking_uri),
         airflow_home=str(settings.resolved_airflow_home),
         lake_dir=str(settings.lake_dir),
     )
@@ -695,9 +699,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--experiment", default="walk_forward", help="MLflow experiment (walk_forward)")
     p.set_defaults(func=_walk_forward)
 
-    sub.add_parser("demo", help="run the ingest and features DAGs end to end on the embedded default").set_defaults(
-        func=_demo
-    )
+    sub.add_parser(
+        "demo", help="run the ingest, features and training DAGs, then the promotion gates, on the embedded default"
+    ).set_defaults(func=_demo)
 
     p = sub.add_parser("ui", help="start Airflow standalone and MLflow UI on the local stores")
     p.add_argument("--airflow-port", type=int, default=8080)
@@ -716,6 +720,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
+    settings: Settings | None = None
     try:
         settings = get_settings()
         if getattr(args, "model", "unset") is None:
@@ -723,6 +728,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args, settings))
     except (TradingError, ValidationError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        from sqlalchemy.exc import OperationalError
+
+        if not isinstance(exc, OperationalError):
+            raise
+        # Unreachable server, unknown database, refused login: a message naming the (redacted) URL.
+        reason = (str(exc.orig or exc).strip().splitlines() or ["no reason given"])[0]
+        where = settings.safe_database_url if settings is not None else "?"
+        print(f"error: database unavailable: {reason} (app DB {where}, TRADING_DATABASE_URL)", file=sys.stderr)
         return 2
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from trading_core.security import redact_url
+
 
 class Settings(BaseSettings):
     """Platform settings; every field maps to ``TRADING_<FIELD>``."""
@@ -25,8 +27,10 @@ class Settings(BaseSettings):
     home: Path = Field(default=Path(".trading"))
     """Root of all local state: lake, staging, SQLite stores, embedded Airflow home."""
 
-    database_url: str | None = None
-    """SQLAlchemy URL of the app DB (lineage, quarantine). Default: SQLite in ``home``."""
+    database_url: SecretStr | None = None
+    """SQLAlchemy URL of the app DB (lineage, quarantine). Default: SQLite in ``home``. A secret: it may
+    hold a password, so ``repr(settings)``, ``model_dump()`` and ``trading info`` show it masked; code
+    that connects reads :attr:`resolved_database_url`, code that prints or logs it :attr:`safe_database_url`."""
 
     mlflow_tracking_uri: str | None = None
     """MLflow tracking URI. Default: ``sqlite:///<home>/mlflow.db``."""
@@ -63,6 +67,11 @@ class Settings(BaseSettings):
     Default: any existing regular file the process can read (the local CLI); set it where untrusted
     users can trigger the ingest DAG, e.g. the production stack. See docs/security.md."""
 
+    approval_poke_interval_s: float = Field(default=60.0, ge=1.0, le=3600.0)
+    """Seconds between two looks of the ``mlflow_tag`` approval gate (``RegistryApprovalSensor``) for the
+    reviewer's tag: how long an approval may wait unnoticed. Reschedule mode, so a waiting gate holds no
+    worker slot; each look is one short task try. Read when the DAG files are parsed."""
+
     polygon_api_key: SecretStr | None = None
     """API key for the Polygon provider (an Airflow connection may supply it instead)."""
 
@@ -88,9 +97,18 @@ class Settings(BaseSettings):
         """Hand-off files between ingest tasks (``<home>/staging``)."""
         return self.home / "staging"
 
-    @cached_property
+    @property
     def resolved_database_url(self) -> str:
-        return self.database_url or f"sqlite:///{self.home / 'trading.db'}"
+        """The app DB URL to connect with, password included: hand it to SQLAlchemy, never to a log,
+        a message or an XCom (a property, not cached, so the plain text is kept in no attribute)."""
+        if self.database_url:  # an empty TRADING_DATABASE_URL means the default, as unset
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{self.home / 'trading.db'}"
+
+    @property
+    def safe_database_url(self) -> str:
+        """:attr:`resolved_database_url` with its password masked (``redact_url``): safe to print and log."""
+        return redact_url(self.resolved_database_url)
 
     @cached_property
     def resolved_mlflow_tracking_uri(self) -> str:

@@ -60,7 +60,8 @@ def airflow_env(settings: Settings, api_port: int = 8080) -> dict[str, str]:
         }
     )
     if settings.database_url:
-        env["TRADING_DATABASE_URL"] = settings.database_url
+        # The tasks' own Settings read it: passed in the environment, never on a command line.
+        env["TRADING_DATABASE_URL"] = settings.database_url.get_secret_value()
     return env
 
 

@@ -6,7 +6,7 @@
 2. **feature drift**: the last ``window`` bars of the universe in the lake, as of ``as_of``, against
    the training reference sample stored with the version (Evidently, :func:`.drift.feature_drift`);
 3. **prediction drift**: the forecaster's class probabilities over the same recent bars against its
-   probabilities over the last ``window`` bars of the training period (:func:`.drift.prediction_drift`);
+   probabilities over the training period (:func:`.drift.prediction_drift`);
 4. **performance decay**: the version's paper-trading returns (its A/B account) against its
    walk-forward Sharpe (:func:`.decay.performance_decay`); not measured when it never traded;
 5. the decision (``ok`` / ``drift`` / ``decay`` / ``drift+decay``), a row in ``drift_checks``, and an

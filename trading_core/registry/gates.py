@@ -1,4 +1,5 @@
-"""The governance gates: one function per gate, called by the Airflow sensors in ``plugins/``.
+"""The governance gates: one function per gate, called by the Airflow sensors in ``plugins/`` (and
+:func:`record_hitl_decision` by the human-in-the-loop approval operator there).
 
 Each gate reads the evidence, decides ``passed`` / ``failed`` (or ``waiting`` while a reviewer or an
 A/B has not answered yet), writes its result on the model version as tags ``gate.<name>...`` (so

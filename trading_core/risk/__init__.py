@@ -1,8 +1,9 @@
 """Risk management: position and gross limits, VaR limit, drawdown circuit breaker, confidence scaling.
 
 The same :class:`RiskManager` (configured by one :class:`RiskLimits`) adjusts or halts every action
-in the vectorised training env (:meth:`RiskManager.validate_batch`) and at inference
-(:meth:`RiskManager.validate_action`). See docs/risk.md.
+in training, the backtest and the deployed policy (:meth:`RiskManager.validate_batch`, through the
+portfolio engine's ``decide``); :meth:`RiskManager.validate_action` is one portfolio with reasons in
+words. See docs/risk.md.
 """
 
 from trading_core.risk.limits import VAR_METHODS, RiskLimits
