@@ -3,8 +3,8 @@
 Bars go out in bar-time order, one bar time's slice (every symbol that has a bar then) at a time, each slice
 stored by the stream before the next is sent, so a consumer never sees a bar time before the previous one
 is complete. ``speed`` 0 publishes as fast as the broker acknowledges; ``speed`` N sleeps one bar interval / N
-between slices (``1d`` at ``1000x``: 86.4 ms), on a fixed schedule so publishing time does not add up, and
-never longer than ``max_sleep_s`` per slice. Each bar carries its Nats-Msg-Id ``(interval, symbol, bar
+between slices (``5m`` at ``1000x``: 0.3 s; ``1d`` at ``86400x``: 1 s), less the time the slice took to publish,
+and never longer than ``max_sleep_s``. Each bar carries its Nats-Msg-Id ``(interval, symbol, bar
 start)``: a replay re-run inside the duplicate window stores nothing twice (counted as ``duplicates``).
 
     trading stream replay --dataset ds-... --from 2024-01-02 --to 2024-03-28 --speed 100x
@@ -125,12 +125,13 @@ async def replay_frame(
     if speed < 0:
         raise ConfigError(f"speed must be >= 0, got {speed}")
     step = min(max_sleep_s, interval_seconds(interval) / speed) if speed > 0 else 0.0
-    began = time.monotonic()
+    began = published = time.monotonic()
     bar_times = stored = duplicates = 0
     first = last = None
     for stamp, bars in bar_slices(frame, interval, start, end):
         if bar_times and step:
-            await sleep(max(0.0, began + bar_times * step - time.monotonic()))
+            await sleep(max(0.0, step - (time.monotonic() - published)))
+        published = time.monotonic()
         acks = await publisher.publish_bars(bars)
         new = sum(not a.duplicate for a in acks)
         stored, duplicates = stored + new, duplicates + len(acks) - new

@@ -98,12 +98,12 @@ class SliceBuffer:
             slice_.bars[received.bar.symbol] = received
         return slice_
 
-    def keys(self) -> list[SliceKey]:
+    def slice_keys(self) -> list[SliceKey]:
         """Open slices, oldest bar time first."""
         return sorted(self._open, key=lambda k: (k.timestamp, k.interval))
 
     def oldest(self) -> ReceivedSlice | None:
-        keys = self.keys()
+        keys = self.slice_keys()
         return self._open[keys[0]] if keys else None
 
     def get(self, key: SliceKey) -> ReceivedSlice | None:
@@ -116,4 +116,4 @@ class SliceBuffer:
     def complete(self, universe: Iterable[str]) -> list[SliceKey]:
         """Open slices holding a bar for every symbol of ``universe``, oldest first."""
         wanted = list(universe)
-        return [k for k in self.keys() if not self._open[k].missing(wanted)]
+        return [k for k in self.slice_keys() if not self._open[k].missing(wanted)]

@@ -58,6 +58,9 @@ async def probe(servers: list[str], timeout: float) -> None:
             reader, writer = await asyncio.wait_for(
                 asyncio.open_connection(parts.hostname, parts.port or 4222), timeout
             )
+        except ConnectionRefusedError:
+            errors.append(f"{parts.hostname}:{parts.port or 4222}: connection refused (nothing listens there)")
+            continue
         except (OSError, TimeoutError) as exc:
             errors.append(f"{parts.hostname}:{parts.port or 4222}: {exc or type(exc).__name__}")
             continue
@@ -92,7 +95,7 @@ async def connect_nats(settings: Settings, *, name: str = "trading-core") -> NAT
             last = exc
         if attempt < settings.nats_connect_attempts:
             delay = delays[attempt - 1]
-            log.warning("NATS at %s: try %d/%d failed (%s); next try in %.1f s",
+            log.warning("NATS at %s: try %d/%d failed (%s); next try in %.2f s",
                         shown, attempt, settings.nats_connect_attempts, last, delay)  # fmt: skip
             await asyncio.sleep(delay)
     raise NatsUnavailable(

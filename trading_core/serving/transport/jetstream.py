@@ -56,7 +56,7 @@ MSG_ID = "Nats-Msg-Id"
 OVERLAP_ERR_CODE = 10065
 """JetStream's error code for 'subjects overlap with an existing stream'."""
 TRANSIENT: tuple[type[BaseException], ...] = (
-    nats.errors.TimeoutError,
+    TimeoutError,  # nats.errors.TimeoutError is one; fetch also raises the builtin
     nats.errors.NoRespondersError,
     nats.errors.ConnectionReconnectingError,
     nats.errors.StaleConnectionError,
@@ -251,7 +251,7 @@ class NatsTransport(Transport):
             sub = await self._subscription()
             msgs = await sub.fetch(batch=max_msgs, timeout=timeout)
         except TRANSIENT as exc:
-            if not isinstance(exc, nats.errors.TimeoutError):
+            if not isinstance(exc, TimeoutError):
                 log.info("NATS %s: fetch interrupted (%s); the consumer keeps the bars", self.url, exc)
                 await asyncio.sleep(min(timeout, 0.25))
             return []
