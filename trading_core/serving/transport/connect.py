@@ -80,7 +80,8 @@ async def probe(servers: list[str], timeout: float) -> None:
 
 async def connect_nats(settings: Settings, *, name: str = "trading-core") -> NATS:
     """A connected nats-py client for ``settings.nats_url`` (see the module docstring)."""
-    assert settings.nats_url, "connect_nats needs settings.nats_url"
+    if not settings.nats_url:
+        raise NatsUnavailable("TRADING_NATS_URL is not set: the in-process transport needs no connection")
     servers = server_urls(settings.nats_url)
     shown = redact_url(settings.nats_url)
     delays = backoff_delays(settings.nats_connect_attempts, settings.nats_connect_backoff_s,
