@@ -56,7 +56,7 @@ class BarMessage(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     schema_version: Literal[1] = BAR_SCHEMA_VERSION
-    """Version of this layout; a consumer refuses (dead-letters) any other."""
+    """Version of this layout; a consumer refuses (dead-letters) any other (``true`` or ``1.0`` included)."""
     symbol: str
     """Ticker, as in the lake (``trading_core.data.schema.SYMBOL_RE``: e.g. ``BRK.B``, ``BTC/USD``, ``^GSPC``)."""
     interval: str
@@ -69,6 +69,14 @@ class BarMessage(BaseModel):
     close: float = _Price
     volume: float = Field(strict=True, allow_inf_nan=False, ge=0.0)
     """Traded volume (0 allowed: a halted or illiquid bar; the ingest flags it, it does not refuse it)."""
+
+    @field_validator("schema_version", mode="before")
+    @classmethod
+    def _version_is_an_integer(cls, value: Any) -> Any:
+        if type(value) is not int:  # Literal[1] alone would take true and 1.0
+            raise PydanticCustomError("literal_error", "schema_version must be the integer 1, got {value!r}",
+                                      {"value": value})  # fmt: skip
+        return value
 
     @field_validator("symbol")
     @classmethod

@@ -95,6 +95,22 @@ _DEFAULT_POLICY = ValidationPolicy()
 
 def _parse(raw: bytes, ohlc_tolerance: float) -> BarMessage:
     if len(raw) > MAX_BAR_BYTES:
+        size = f"message of {len(raw)} bytes: a bar is at most {MAX_BAR_BYTES}"
+        raise BarRejected(DeadLetterReason.MALFORMED_JSON, size)
+    # Fast path (one parse, in pydantic's JSON parser): a good bar that states its schema version. Anything
+    # else goes through the checks below, which name the reason.
+    try:
+        bar = BarMessage.model_validate_json(raw, context={"ohlc_tolerance": ohlc_tolerance})
+    except ValidationError:
+        pass
+    else:
+        if "schema_version" in bar.model_fields_set:
+            return bar
+    return _diagnose(raw, ohlc_tolerance)
+
+
+def _diagnose(raw: bytes, ohlc_tolerance: float) -> BarMessage:
+    if len(raw) > MAX_BAR_BYTES:
         raise BarRejected(
             DeadLetterReason.MALFORMED_JSON, f"message of {len(raw)} bytes: a bar is at most {MAX_BAR_BYTES}"
         )

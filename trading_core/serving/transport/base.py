@@ -101,19 +101,23 @@ class ReceivedBar:
         """Done with it: call only after its effect is durable (the decision booked)."""
         if self.settled is None:
             await self._handle.ack()
-            self.settled = "ack"
+            self._settle("ack")
 
     async def nak(self, delay: float | None = None) -> None:
         """Not now: redeliver it (after ``delay`` seconds), e.g. when booking failed for a retryable reason."""
         if self.settled is None:
             await self._handle.nak(delay)
-            self.settled = "nak"
+            self._settle("nak")
 
     async def term(self) -> None:
         """Never redeliver it (without a dead letter: prefer :meth:`reject`)."""
         if self.settled is None:
             await self._handle.term()
-            self.settled = "term"
+            self._settle("term")
+
+    def _settle(self, how: str) -> None:
+        self.settled = how
+        self._transport._outstanding -= 1
 
     async def in_progress(self) -> None:
         """Still working on it: restart its ack wait (a slow decision, e.g. a model loading)."""
@@ -180,10 +184,13 @@ class Transport(ABC):
 
     kind: str = "abstract"
 
-    def __init__(self, subjects: Subjects, policy: ValidationPolicy | None = None) -> None:
+    def __init__(self, subjects: Subjects, max_ack_pending: int, policy: ValidationPolicy | None = None) -> None:
         self.subjects = subjects
+        self.max_ack_pending = max_ack_pending
         self.policy = policy or ValidationPolicy()
         self.stats = TransportStats()
+        self._outstanding = 0
+        """Bars handed to the loop and not settled yet (they count against the consumer's max_ack_pending)."""
 
     # -- lifecycle ------------------------------------------------------------------------------------
     @abstractmethod
@@ -224,8 +231,10 @@ class Transport(ABC):
         """The valid bars among the next deliveries (invalid ones are dead-lettered); ``[]`` at the timeout."""
         if max_bars < 1 or timeout <= 0:
             raise ValueError(f"receive needs max_bars >= 1 and timeout > 0, got {max_bars}, {timeout}")
+        # Never ask for more than the consumer can deliver: a pull request the server cannot fill because of
+        # max_ack_pending would be held until its timeout even though bars are there.
         accepted = []
-        for raw in await self._fetch(max_bars, timeout):
+        for raw in await self._fetch(min(max_bars, max(1, self.max_ack_pending - self._outstanding)), timeout):
             self.stats.received += 1
             self.stats.redelivered += raw.delivery.deliveries > 1
             result = validate_bar(raw.delivery, self.subjects, self.policy)
@@ -235,6 +244,7 @@ class Transport(ABC):
                 await raw.handle.term()
                 continue
             self.stats.accepted += 1
+            self._outstanding += 1
             accepted.append(ReceivedBar(result, raw.delivery, raw.handle, self))
         return accepted
 

@@ -48,7 +48,7 @@ from trading_core.security import redact_url
 from trading_core.serving.messages import Delivery
 from trading_core.serving.subjects import Subjects
 from trading_core.serving.transport.base import PublishAck, RawDelivery, StreamKind, Transport, TransportError
-from trading_core.serving.transport.connect import backoff_delays, connect_nats
+from trading_core.serving.transport.connect import connect_nats
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ class NatsTransport(Transport):
     ) -> None:
         if not settings.nats_url:
             raise ConfigError("NatsTransport needs TRADING_NATS_URL (without it the in-process transport is used)")
-        super().__init__(Subjects(settings.nats_subject_prefix), policy)
+        super().__init__(Subjects(settings.nats_subject_prefix), settings.nats_max_ack_pending, policy)
         self.settings = settings
         self.url = redact_url(settings.nats_url)
         self.consumer_name = consumer or settings.nats_consumer
@@ -272,7 +272,7 @@ class NatsTransport(Transport):
         s = self.settings
         stream = self._names[kind]
         deadline = time.monotonic() + s.nats_publish_timeout_s
-        waits = iter(backoff_delays(1_000, s.nats_connect_backoff_s, s.nats_connect_backoff_max_s))
+        tries = 0
         while True:
             js = self._jetstream()
             remaining = deadline - time.monotonic()
@@ -281,7 +281,8 @@ class NatsTransport(Transport):
                                        headers={MSG_ID: msg_id})  # fmt: skip
                 return PublishAck(ack.stream, ack.seq, bool(ack.duplicate))
             except TRANSIENT as exc:
-                wait = next(waits)
+                wait = min(s.nats_connect_backoff_max_s, s.nats_connect_backoff_s * 2 ** min(tries, 30))
+                tries += 1
                 if time.monotonic() + wait > deadline:
                     raise TransportError(
                         f"publish to {subject} (stream {stream}) not acknowledged within {s.nats_publish_timeout_s} s "

@@ -43,6 +43,7 @@ class _Stream:
         self.window = duplicate_window_s
         self.messages: list[_Stored] = []
         self._ids: dict[str, tuple[int, float]] = {}
+        self._prune_at = 4096
 
     def append(self, subject: str, data: bytes, msg_id: str, now: float) -> PublishAck:
         seen = self._ids.get(msg_id)
@@ -51,8 +52,9 @@ class _Stream:
         seq = len(self.messages) + 1
         self.messages.append(_Stored(seq, subject, data, datetime.now(UTC)))
         self._ids[msg_id] = (seq, now)
-        if len(self._ids) > 2 * max(1024, seq - len(self._ids)):  # forget ids older than the window, now and then
+        if len(self._ids) >= self._prune_at:  # forget ids older than the window, now and then (amortised O(1))
             self._ids = {k: v for k, v in self._ids.items() if now - v[1] <= self.window}
+            self._prune_at = max(4096, 2 * len(self._ids))
         return PublishAck(self.name, seq, duplicate=False)
 
 
@@ -164,7 +166,7 @@ class InProcessTransport(Transport):
         consumer: str | None = None,
         policy: ValidationPolicy | None = None,
     ) -> None:
-        super().__init__(Subjects(settings.nats_subject_prefix), policy)
+        super().__init__(Subjects(settings.nats_subject_prefix), settings.nats_max_ack_pending, policy)
         self.settings = settings
         self.broker = broker or InProcessBroker(settings.nats_duplicate_window_s)
         self.consumer_name = consumer or settings.nats_consumer
