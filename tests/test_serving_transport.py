@@ -148,8 +148,10 @@ def test_max_ack_pending_bounds_the_bars_in_flight(make: Make) -> None:
     async def scenario() -> None:
         async with make(nats_max_ack_pending=4) as transport:
             await transport.publish_bars(bars_at(0) + bars_at(1) + bars_at(2)[:2])
-            first = await transport.receive(max_bars=10, timeout=0.5)
-            assert len(first) == 4
+            started = time.monotonic()
+            first = await transport.receive(max_bars=100, timeout=5.0)
+            # At the bound the transport asks for no more than it can get: no pull request held to its timeout.
+            assert len(first) == 4 and time.monotonic() - started < 2.5
             assert await transport.receive(max_bars=10, timeout=0.3) == []  # 4 in flight: nothing more
             for received in first[:2]:
                 await received.ack()
@@ -355,3 +357,17 @@ def test_both_transports_give_identical_results(tmp_path: Any) -> None:
     assert over_nats == in_process
     assert len(in_process["bars"]) == 13 and in_process["bars"][-1][2] == 2
     assert [x[0].value for x in in_process["letters"]] == ["schema_version", "subject_mismatch"]
+
+
+def test_in_process_dedup_forgets_ids_after_the_window() -> None:
+    async def scenario() -> None:
+        settings = isolated(None)
+        async with open_transport(settings, broker=InProcessBroker(duplicate_window_s=0.05)) as transport:
+            first = await transport.publish_bars(bars_at(0)[:1])
+            inside = await transport.publish_bars(bars_at(0)[:1])
+            await asyncio.sleep(0.1)
+            after = await transport.publish_bars(bars_at(0)[:1])
+            assert (first[0].duplicate, inside[0].duplicate, after[0].duplicate) == (False, True, False)
+            assert after[0].seq == 2
+
+    run(scenario())
