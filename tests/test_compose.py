@@ -40,7 +40,7 @@ AIRFLOW_SERVICES = {
     "airflow-worker-gpu",
     "flower",
 }
-LONG_RUNNING = {"postgres", "redis", "minio", "mlflow"} | (AIRFLOW_SERVICES - ONE_SHOTS)
+LONG_RUNNING = {"postgres", "redis", "nats", "minio", "mlflow"} | (AIRFLOW_SERVICES - ONE_SHOTS)
 SECRETS = {
     "POSTGRES_PASSWORD",
     "REDIS_PASSWORD",
@@ -49,6 +49,7 @@ SECRETS = {
     "AIRFLOW_API_SECRET_KEY",
     "AIRFLOW_FERNET_KEY",
     "AIRFLOW_ADMIN_PASSWORD",
+    "NATS_TOKEN",
 }
 """Required by every `docker compose up`: written `${NAME:?message}`."""
 PROFILE_SECRETS = {"FLOWER_BASIC_AUTH": "flower"}
@@ -372,6 +373,7 @@ def test_published_ports_bind_to_the_bind_address(services: dict[str, dict[str, 
             published[name] = published.get(name, []) + [match.group(1)]
     assert published == {
         "postgres": ["5432"],
+        "nats": ["4222"],
         "minio": ["9000", "9001"],
         "mlflow": ["5000"],
         "airflow-apiserver": ["8080"],

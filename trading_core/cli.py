@@ -19,6 +19,7 @@ trading ui                       # Airflow + MLflow UIs on the local stores
 trading info                     # the resolved settings, secrets masked
 trading registry gates|approve|aliases, trading ab status|step, trading monitor check|list, trading audit
                                  # (see trading_core/cli_registry.py)
+trading stream replay|tail       # bars to the live service over NATS, decisions back (trading_core/cli_stream.py)
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from trading_core import cli_registry
+from trading_core import cli_registry, cli_stream
 from trading_core.config import Settings, get_settings
 from trading_core.errors import ConfigError, TradingError
 from trading_core.security import redact_url
@@ -710,6 +711,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("info", help="show the resolved settings").set_defaults(func=_info)
     cli_registry.add_parsers(sub)
+    cli_stream.add_parsers(sub)
     return parser
 
 

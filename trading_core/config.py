@@ -10,6 +10,7 @@ Parquet lake, staging files, the SQLite app DB, the MLflow store and the embedde
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 
@@ -80,6 +81,71 @@ class Settings(BaseSettings):
 
     seed: int = 42
     """Default seed for anything random (synthetic market, model initialisation)."""
+
+    # --- live service transport (trading_core/serving/transport; docs/serving.md) ---------------------
+    nats_url: str | None = None
+    """NATS server(s) with JetStream, e.g. ``nats://127.0.0.1:4222`` (comma-separated for a cluster). None: the
+    in-process transport (embedded demo, one process), which emulates the stream and consumer settings below."""
+
+    nats_token: SecretStr | None = None
+    """Token of a NATS server started with token auth (the compose stack's ``NATS_TOKEN``)."""
+
+    nats_subject_prefix: str = Field(default="", pattern=r"^([A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9_-]{1,64}){0,3})?$")
+    """Prefix of every subject (``<prefix>.bars.>``...), so deployments or test runs can share one NATS account."""
+
+    nats_bars_stream: str = Field(default="BARS", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    """JetStream stream of the bars (subjects ``bars.>``)."""
+
+    nats_decisions_stream: str = Field(default="DECISIONS", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    """Stream of the decisions (``decisions.>``)."""
+
+    nats_dlq_stream: str = Field(default="DLQ", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    """Stream of the dead letters (``dlq.>``: outside ``bars.>``, so a dead letter is never consumed as a bar)."""
+
+    nats_consumer: str = Field(default="decision-service", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    """Durable pull consumer of the bars; replicas sharing it split the bars, a restart resumes from it."""
+
+    nats_consume_from: datetime | None = None
+    """Where a new consumer starts: None = every bar in the stream, else the bars stored from this time on
+    (deliver policy by start time). An existing consumer keeps its position."""
+
+    nats_max_ack_pending: int = Field(default=2048, ge=1)
+    """Bars delivered but not yet acknowledged, at most; must exceed the universe size (a whole bar slice is
+    held until its decision is booked) or the loop stalls."""
+
+    nats_ack_wait_s: float = Field(default=30.0, gt=0)
+    """A delivered bar not acknowledged within this is redelivered (to this or another replica)."""
+
+    nats_max_age_days: float = Field(default=30.0, gt=0)
+    """Retention of each stream (bars, decisions, dead letters): older messages are discarded."""
+
+    nats_max_bytes: int = Field(default=1 << 30, ge=-1)
+    """Size limit of each stream in bytes, oldest discarded first (-1: no limit)."""
+
+    nats_duplicate_window_s: float = Field(default=3600.0, gt=0)
+    """A publish with a Nats-Msg-Id seen within this window is stored once (replay retries, re-published
+    decisions after a restart)."""
+
+    nats_connect_attempts: int = Field(default=5, ge=1)
+    """Tries to reach NATS at start before giving up with an error."""
+
+    nats_connect_backoff_s: float = Field(default=0.5, gt=0)
+    """Wait after the first failed try; doubled after each one, up to ``nats_connect_backoff_max_s``."""
+
+    nats_connect_backoff_max_s: float = Field(default=8.0, gt=0)
+    """Longest wait between two tries to connect."""
+
+    nats_connect_timeout_s: float = Field(default=5.0, gt=0)
+    """Time one connection try may take."""
+
+    nats_reconnect_wait_s: float = Field(default=1.0, gt=0)
+    """Pause between reconnection tries after a connected server went away."""
+
+    nats_max_reconnect_attempts: int = Field(default=-1, ge=-1)
+    """Reconnection tries after a connected server went away (-1: forever; the stream keeps the bars meanwhile)."""
+
+    nats_publish_timeout_s: float = Field(default=30.0, gt=0)
+    """How long one publish keeps retrying (through a reconnect) before it fails."""
 
     @field_validator("home", "dags_folder", "plugins_folder", "governance_policy", mode="after")
     @classmethod
