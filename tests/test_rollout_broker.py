@@ -1,5 +1,5 @@
-"""The paper broker: the backtest engine's execution model to 1e-9, idempotent bookings, input errors, the
-ledger check, and a PostgreSQL round trip."""
+"""The paper broker: the backtest engine's execution kernel bit for bit (fills, entry prices, ledger, equity),
+idempotent bookings, input errors, the ledger check, and a PostgreSQL round trip."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ from sqlalchemy import update
 from trading_core.db.models import PaperEquity
 from trading_core.db.session import session_scope
 from trading_core.errors import DataQualityError, SchemaError
+from trading_core.execution import kernel
 from trading_core.risk.limits import RiskLimits
 from trading_core.rl.config import EnvConfig
 from trading_core.rl.data import MarketData
 from trading_core.rl.engine import AccountingError, Decision, PortfolioEngine
-from trading_core.rollout import broker
 from trading_core.rollout.broker import (
     AccountNotFound,
     account_state,
@@ -142,9 +142,17 @@ def _replay(url: str, n_steps: int, monkeypatch: pytest.MonkeyPatch, seed: int =
             risk_state=risk_state,
         )
         row = mark_bar(url, account, _bar(t + 1), _prices(t + 1))
+        fill = step.fill
         out.append(
             {
                 "row": row,
+                "fill": {  # copies: a reset would overwrite the engine's state arrays in place
+                    name: np.array(getattr(fill, name)[0])
+                    for name in ("shares_before", "trade", "traded", "fees", "impact", "equity_prev")
+                    + ("overnight_pnl", "intraday_pnl", "ledger")
+                }
+                | {"price": np.array(fill.price[0]), "cash": float(fill.books.cash[0])}
+                | {"peak": float(fill.books.peak[0]), "drawdown": float(fill.drawdown[0])},
                 "equity": float(step.equity[0]),
                 "costs": float(step.costs[0]),
                 "return": float(step.portfolio_return[0]),
@@ -208,6 +216,51 @@ def test_the_broker_books_exactly_what_the_engine_computes(tmp_path: Path, monke
     assert state.equity == last.equity and state.last_bar == last.bar and state.pending_decision_bar is None
     assert state.risk_state == steps[-1]["risk_state"]
     assert state.weights == pytest.approx({x: last.shares[x] * last.close[x] / last.equity for x in SYMBOLS})
+
+
+def test_the_broker_books_the_engines_fills_entry_prices_and_ledger_bit_for_bit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One execution kernel: every figure the broker stores is the engine's own number, not a near copy."""
+    url = _sqlite(tmp_path)
+    n_steps = 25
+    account, steps = _replay(url, n_steps, monkeypatch, seed=3)
+    booked = fills(url, account)
+    curve = equity_curve(url, account)
+    by_bar = {bar: group.set_index("symbol").loc[SYMBOLS] for bar, group in booked.groupby("bar")}
+    flips = 0
+    for k, s in enumerate(steps):
+        row, engine = s["row"], s["fill"]
+        rows = by_bar[row.bar]  # the fills: what was held, traded and paid per symbol
+        assert (rows["decision_bar"] == _bar(_index(row.bar) - 1)).all(), f"step {k}"
+        assert rows["shares_before"].tolist() == engine["shares_before"].tolist(), f"step {k}"
+        assert rows["shares_after"].tolist() == s["shares"].tolist(), f"step {k}"
+        assert rows["price"].tolist() == engine["price"].tolist(), f"step {k}"
+        assert rows["traded_notional"].tolist() == engine["traded"].tolist(), f"step {k}"
+        assert rows["fees"].tolist() == engine["fees"].tolist(), f"step {k}"
+        assert rows["impact"].tolist() == engine["impact"].tolist(), f"step {k}"
+        # the books after the fill: entry prices, cash, equity, peak, drawdown, costs, return
+        assert [row.entry_price[x] for x in SYMBOLS] == s["entry"].tolist(), f"step {k}"
+        assert (row.cash, row.equity, row.costs) == (s["cash"], s["equity"], s["costs"]), f"step {k}"
+        assert (row.peak_equity, row.drawdown, row.portfolio_return) == (
+            engine["peak"],
+            engine["drawdown"],
+            s["return"],
+        ), f"step {k}"
+        flips += int((np.sign(engine["shares_before"]) * np.sign(s["shares"]) < 0).sum())
+        # the ledger, rebuilt from the stored rows alone: previous equity + overnight P&L of the old position +
+        # intraday P&L of the new one - costs; it is the engine's ledger and it balances the equity
+        prev_close = np.array([steps[k - 1]["row"].close[x] for x in SYMBOLS]) if k else np.zeros(len(SYMBOLS))
+        close = np.array([row.close[x] for x in SYMBOLS])
+        overnight = (rows["shares_before"].to_numpy() * (rows["price"].to_numpy() - prev_close)).sum()
+        intraday = (rows["shares_after"].to_numpy() * (close - rows["price"].to_numpy())).sum()
+        previous = curve["equity"].iloc[k]
+        ledger = previous + overnight + intraday - rows["fees"].sum() - rows["impact"].sum()
+        assert previous == engine["equity_prev"][()] and overnight == pytest.approx(engine["overnight_pnl"][()])
+        assert intraday == pytest.approx(engine["intraday_pnl"][()], rel=1e-12, abs=1e-9), f"step {k}"
+        assert ledger == pytest.approx(engine["ledger"][()], rel=1e-12), f"step {k}"
+        assert row.equity == pytest.approx(ledger, rel=1e-9, abs=1e-6), f"step {k}"
+    assert flips > 0  # random actions flip positions: the restart of the entry price was exercised
 
 
 def test_a_bar_without_a_decision_holds_the_position(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -371,7 +424,7 @@ def test_the_ledger_check_trips_when_the_fill_arithmetic_is_wrong(
         url, account, _bar(t), target_weights=_by_symbol(np.full(3, 0.2)), sigma=_by_symbol(np.full(3, 0.01)),
         adv_value=_by_symbol(np.full(3, 1e6)), policy_output={}, risk_state={},
     )  # fmt: skip
-    real = broker._entry_prices
+    real = kernel.entry_prices
 
     def entry_and_a_lost_share(
         old: np.ndarray, target: np.ndarray, entry: np.ndarray, trade: np.ndarray, price: np.ndarray
@@ -379,7 +432,7 @@ def test_the_ledger_check_trips_when_the_fill_arithmetic_is_wrong(
         target += 1.0  # a bug that books one more share than was paid for
         return real(old, target, entry, trade, price)
 
-    monkeypatch.setattr(broker, "_entry_prices", entry_and_a_lost_share)
+    monkeypatch.setattr(kernel, "entry_prices", entry_and_a_lost_share)
     with pytest.raises(AccountingError, match="!= ledger"):
         mark_bar(url, account, _bar(t + 1), _prices(t + 1))
 

@@ -4,8 +4,9 @@ One step, for every portfolio e at its own bar t (decision at the close of t):
 
 1. action in [-1, 1]^N -> confidence scaling (``a * min(slope * confidence, 1)``) -> proposed
    weights ``a * max_position`` -> the RiskManager (limits, VaR, drawdown breaker) -> weights;
-2. fill at the **open of t+1**: trade to the weights of the equity valued at that open, paying
-   commission + slippage (bps of traded notional) and square-root impact
+2. the execution kernel (:func:`trading_core.execution.execute`, shared with the paper broker and
+   the live service): fill at the **open of t+1**, trading to the weights of the equity valued at
+   that open, paying commission + slippage (bps of traded notional) and square-root impact
    ``impact_coef * sigma_t * sqrt(traded / ADV_t) * traded`` (sigma, ADV known at t);
 3. mark to the close of t+1; the equity is checked against an independent P&L ledger
    (equity_{t+1} = equity_t + overnight P&L of the old position + intraday P&L of the new one
@@ -23,51 +24,29 @@ from typing import NamedTuple
 
 import numpy as np
 
-from trading_core.errors import TradingError
+from trading_core.execution import (  # AccountingError, execution_costs, rolling_sigma_adv: re-exported here
+    AccountingError,
+    Books,
+    Execution,
+    execute,
+    execution_costs,
+    rolling_sigma_adv,
+    unbalanced,
+)
 from trading_core.risk import ReturnsHistory, RiskManager, confidence_scale
 from trading_core.risk.limits import RiskLimits
 from trading_core.risk.manager import BatchDecision
 from trading_core.rl.config import EnvConfig
 from trading_core.rl.data import MarketData
 
-
-class AccountingError(TradingError):
-    """Equity no longer equals cash + positions: a bug, never a market event."""
-
-
-def _rolling_mean(x: np.ndarray, window: int) -> np.ndarray:
-    """Trailing mean over axis 0 (partial windows at the start), NaN-free input."""
-    csum = np.cumsum(x, axis=0)
-    out = csum.copy()
-    out[window:] = csum[window:] - csum[:-window]
-    counts = np.minimum(np.arange(1, len(x) + 1), window)[:, None]
-    return out / counts
-
-
-def execution_costs(
-    traded: np.ndarray, sigma: np.ndarray, adv_value: np.ndarray, cfg: EnvConfig
-) -> tuple[np.ndarray, np.ndarray]:
-    """(fees, impact) per asset of trading ``traded`` notional (>= 0) at one open.
-
-    fees = traded * (cost_bps + slippage_bps) / 1e4; impact = impact_coef * sigma * sqrt(traded / ADV) * traded,
-    with ``sigma`` (daily volatility) and ``adv_value`` (average daily dollar volume) known at the
-    decision bar. The backtest engine and the paper broker (:mod:`trading_core.rollout.broker`) both
-    call this: one execution model.
-    """
-    fees = traded * (cfg.cost_bps + cfg.slippage_bps) * 1e-4
-    impact = cfg.impact_coef * sigma * np.sqrt(traded / adv_value) * traded
-    return fees, impact
-
-
-def rolling_sigma_adv(close: np.ndarray, volume: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
-    """(T, N) trailing daily volatility of simple returns and average dollar volume (floored at 1),
-    the inputs of :func:`execution_costs` at each bar (causal: row t uses bars <= t)."""
-    returns = np.zeros_like(close)
-    returns[1:] = close[1:] / close[:-1] - 1.0
-    mean_r = _rolling_mean(returns, window)
-    sigma = np.sqrt(np.maximum(_rolling_mean(returns**2, window) - mean_r**2, 0.0))
-    adv_value = np.maximum(_rolling_mean(close * volume, window), 1.0)
-    return sigma, adv_value
+__all__ = [
+    "AccountingError",
+    "Decision",
+    "PortfolioEngine",
+    "StepResult",
+    "execution_costs",
+    "rolling_sigma_adv",
+]
 
 
 class Decision(NamedTuple):
@@ -95,6 +74,9 @@ class StepResult:
     impact: np.ndarray
     turnover: np.ndarray
     portfolio_return: np.ndarray
+    fill: Execution
+    """The execution kernel's fill, costs, books and ledger terms of this step (per portfolio and asset); its
+    books are the engine's state arrays, which a reset of a finished portfolio overwrites in place."""
 
 
 class PortfolioEngine:
@@ -242,42 +224,19 @@ class PortfolioEngine:
         w = decision.weights
         var_excess = np.maximum(decision.var_requested / lim.var_limit - 1.0, 0.0)
 
-        # Fill at the next open.
+        # Fill at the next open, mark to its close, check the books against the ledger: the execution kernel.
         t1 = t + 1
-        o, c0, c1 = d.open[t1], d.close[t], d.close[t1]
-        old_shares = self.shares
-        equity_open = self.cash + (old_shares * o).sum(axis=1)
-        target = w * equity_open[:, None] / o
-        trade = target - old_shares
-        traded = np.abs(trade) * o
-        fees, impact_per_asset = execution_costs(traded, self.sigma[t], self.adv_value[t], cfg)
-        fees = fees.sum(axis=1)
-        impact = impact_per_asset.sum(axis=1)
-        self.cash = self.cash - (trade * o).sum(axis=1) - fees - impact
-        # Average entry price of the position (for unrealized P&L): adds average in, flips restart.
-        same_side = np.sign(target) == np.sign(old_shares)
-        growing = same_side & (np.abs(target) > np.abs(old_shares))
-        blended = np.divide(
-            old_shares * self.entry_price + trade * o, target, out=np.zeros_like(target), where=target != 0
-        )
-        self.entry_price = np.where(
-            target == 0, 0.0, np.where(~same_side, o, np.where(growing, blended, self.entry_price))
-        )
-        self.shares = target
-
-        # Mark to the close and check the books against an independent P&L ledger.
-        equity_prev = self.equity
-        new_equity = self.cash + (target * c1).sum(axis=1)
-        ledger = equity_prev + (old_shares * (o - c0)).sum(axis=1) + (target * (c1 - o)).sum(axis=1) - fees - impact
-        if not (np.abs(new_equity - ledger) <= 1e-6 + 1e-9 * np.abs(ledger)).all():
-            bad = int(np.argmax(np.abs(new_equity - ledger)))
+        books = Books(self.cash, self.shares, self.entry_price, self.equity, self.peak)
+        fill = execute(books, w, d.open[t1], d.close[t1], d.close[t], self.sigma[t], self.adv_value[t], cfg)
+        bad = unbalanced(fill)
+        if bad.any():
+            i = int(np.argmax(np.abs(fill.books.equity - fill.ledger)))
             raise AccountingError(
-                f"portfolio {bad} at bar {int(t[bad])}: equity {new_equity[bad]:.6f} != ledger {ledger[bad]:.6f}"
+                f"portfolio {i} at bar {int(t[i])}: equity {fill.books.equity[i]:.6f} != ledger {fill.ledger[i]:.6f}"
             )
-        self.equity = new_equity
-        self.peak = np.maximum(self.peak, new_equity)
-        port_ret = new_equity / equity_prev - 1.0
-        drawdown = 1.0 - new_equity / self.peak
+        self.cash, self.shares, self.entry_price, self.equity, self.peak = fill.books
+        equity_prev, new_equity, impact = fill.equity_prev, fill.books.equity, fill.impact_total
+        port_ret, drawdown = fill.portfolio_return, fill.drawdown
 
         rw = cfg.reward
         reward = port_ret / (self.market_vol[t] + 1e-4)
@@ -300,8 +259,9 @@ class PortfolioEngine:
             equity=new_equity,
             decision=decision.decision,
             reasons=decision.reasons,
-            costs=fees + impact,
+            costs=fill.costs,
             impact=impact,
-            turnover=traded.sum(axis=1) / equity_open,
+            turnover=fill.traded.sum(axis=1) / fill.equity_open,
             portfolio_return=port_ret,
+            fill=fill,
         )
