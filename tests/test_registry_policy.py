@@ -22,7 +22,8 @@ from trading_core.data.request import IngestRequest
 from trading_core.errors import DataQualityError, SchemaError
 from trading_core.features import build_feature_set
 from trading_core.registry.bundle import build_policy, example_bars, log_policy_run
-from trading_core.registry.policy import OUTPUT_COLUMNS, PolicyState, TradingPolicy
+from trading_core.registry.decision import OUTPUT_COLUMNS, PolicyState
+from trading_core.registry.policy import TradingPolicy
 from trading_core.registry.pyfunc import model_input
 
 
@@ -97,6 +98,34 @@ def test_a_deep_drawdown_in_the_state_halts_the_policy(trained: dict) -> None:
     cooling = policy.decide(bars, PolicyState(equity=1.0, peak_equity=1.0, cooldown_left=2, halted=True))
     assert (cooling["risk_decision"] == "halted").all() and cooling["cooldown_left"].iloc[0] == 1
 
+
+def test_the_live_path_feeds_the_stages_from_incremental_feature_state(trained: dict) -> None:
+    """What the live service will do: raw features from a FeatureState updated bar by bar (no
+    recomputation over the history), then the policy's stages from the scaler on: the same decisions
+    as decide() on the bar history, to the rounding of the incremental features."""
+    from trading_core.features.online import BarSlice, FeatureState
+
+    policy: TradingPolicy = trained["policy"]
+    bars = policy.validate_bars(example_bars(trained["settings"], policy))
+    stamps = np.sort(bars["timestamp"].unique())
+    state = FeatureState(policy.feature_config.indicators, policy.universe)
+    _, raw = state.replay(bars[bars["timestamp"] < stamps[-3]])
+    rows = [raw]
+    for stamp in stamps[-3:]:
+        rows.append(state.frame(state.update(BarSlice.from_frame(bars[bars["timestamp"] == stamp]))))
+    live_raw = pd.concat(rows).sort_values(["symbol", "timestamp"], kind="stable")
+    n = len(policy.symbols)
+    account = PolicyState(equity=1.5e6, weights=tuple([0.05] * n), peak_equity=1.6e6)
+    live = policy.decide_from_features(bars, policy.scale(live_raw), account)
+    expected = policy.decide(bars, account)
+    assert list(live.columns) == list(OUTPUT_COLUMNS)
+    exact = ["timestamp", "symbol", "label", "risk_decision", "risk_reasons", "cooldown_left"]
+    pd.testing.assert_frame_equal(live[exact], expected[exact])
+    pd.testing.assert_frame_equal(live, expected, check_exact=False, rtol=1e-6, atol=1e-9)
+    forecasts = policy.forecast(policy.scale(live_raw))
+    windows, ends, symbols = policy.forecaster_windows(policy.scale(live_raw))
+    assert windows.shape[0] == n and symbols == policy.symbols
+    pd.testing.assert_frame_equal(policy.predict_windows(windows, ends, symbols), forecasts)
 
 def test_bad_input_is_named(trained: dict) -> None:
     policy: TradingPolicy = trained["policy"]

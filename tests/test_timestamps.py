@@ -10,9 +10,10 @@ import pytest
 
 from trading_core.config import Settings
 from trading_core.data.ingest import ingest, load_dataset
+from trading_core.data.intervals import infer_interval
 from trading_core.data.request import IngestRequest, ValidationPolicy
 from trading_core.data.schema import to_utc
-from trading_core.data.timestamps import infer_interval, parse_timestamps
+from trading_core.data.timestamps import parse_timestamps
 from trading_core.db import lineage
 from trading_core.errors import SchemaError
 

@@ -14,17 +14,13 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from trading_core.backtest.config import WalkForwardConfig
 from trading_core.backtest.fold_data import FoldFeatureSet, naive_utc
+from trading_core.backtest.fold_strategies import base_market
 from trading_core.backtest.folds import make_folds
 from trading_core.backtest.metrics import OVERALL
-from trading_core.backtest.walkforward import (
-    ACTIVE,
-    STRATEGIES,
-    WalkForwardConfig,
-    WalkForwardResult,
-    base_market,
-    run_walk_forward,
-)
+from trading_core.backtest.strategies import ACTIVE, STRATEGIES
+from trading_core.backtest.walkforward import WalkForwardResult, run_walk_forward
 from trading_core.cli import main
 from trading_core.config import Settings, get_settings
 from trading_core.data.ingest import ingest

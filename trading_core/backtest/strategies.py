@@ -29,6 +29,11 @@ from trading_core.rl.data import MarketData
 STRATEGIES: tuple[str, ...] = (
     "buy_and_hold", "forecaster_rule", "pure_rl", "hybrid_rl", "hybrid_rl_no_confidence", "ensemble",
 )  # fmt: skip
+BUY_AND_HOLD, FORECASTER_RULE, PURE_RL, HYBRID_RL, HYBRID_NO_CONF, ENSEMBLE = STRATEGIES
+ACTIVE: tuple[str, ...] = STRATEGIES[1:]
+"""The strategies that act on a signal (every one but buy and hold)."""
+NEEDS_FORECASTER = frozenset({FORECASTER_RULE, HYBRID_RL, HYBRID_NO_CONF, ENSEMBLE})
+"""The strategies that read the fold's forecasts: a walk-forward run trains a forecaster per fold for them."""
 
 
 class Predictor(Protocol):

@@ -17,7 +17,7 @@ It also returns the wall-clock time each value was written in (``local``): a dai
 date is the date as written, whatever its offset (``2024-01-02 00:00-05:00`` is the 2 January
 session, not 05:00 UTC); the file provider stamps daily bars that way.
 
-:func:`infer_interval` names the bar interval the timestamps are spaced by.
+The bar interval the parsed timestamps are spaced by is inferred in :mod:`trading_core.data.intervals`.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 import pandas as pd
 
-from trading_core.errors import ConfigError, SchemaError
+from trading_core.errors import ConfigError
 
 # The wall-clock part must hold a time (HH:MM) for a trailing offset to be one: "2024-01-02" ends in
 # "-02", which is a day, not an offset.
@@ -48,17 +48,6 @@ ABBREVIATIONS: dict[str, int] = {
 """Zone abbreviations read as fixed offsets (minutes): UTC and the US ones vendors write. Any other
 abbreviation is ambiguous (CST is also China's, IST three zones) and the value is quarantined."""
 _MAX_OFFSET_MIN = 14 * 60
-_DAILY_MAX = pd.Timedelta(days=4)
-"""Spacing up to which bars count as daily: Friday -> Monday is 3 days, plus one holiday."""
-
-# Supported bar spacings; the names are the platform's interval names (schema.INTERVALS).
-_SPACINGS: dict[pd.Timedelta, str] = {
-    pd.Timedelta(minutes=1): "1m",
-    pd.Timedelta(minutes=5): "5m",
-    pd.Timedelta(minutes=15): "15m",
-    pd.Timedelta(minutes=30): "30m",
-    pd.Timedelta(hours=1): "1h",
-}
 
 
 @dataclass(frozen=True)
@@ -357,57 +346,3 @@ def parse_timestamps(values: pd.Series, tz: str = "UTC") -> ParsedTimestamps:
         for v in local[bad_local]
     ]
     return ParsedTimestamps(utc, local, error, local.isna())
-
-
-def _spacing_name(gap: pd.Timedelta) -> str | None:
-    if gap in _SPACINGS:
-        return _SPACINGS[gap]
-    return "1d" if pd.Timedelta(days=1) <= gap <= _DAILY_MAX else None
-
-
-def infer_interval(timestamps: pd.Series, symbols: pd.Series) -> tuple[str | None, dict[str, str]]:
-    """The interval the bars are spaced by, and each symbol's own spacing name.
-
-    Per symbol, the most frequent gap between consecutive distinct timestamps (ties: the smaller)
-    names its interval: one of the supported intraday spacings, or ``1d`` for 1 to 4 days (weekends
-    and holidays). Symbols with at least three bars decide when there are any (two bars of a
-    sparse symbol are weak evidence); a symbol whose spacing is no supported interval is left to
-    the calendar checks when others name one. Returns ``(None, {})`` when no symbol has two bars.
-    Raises :class:`SchemaError` when no symbol's spacing is supported, or when the deciding
-    symbols' intervals disagree (daily and hourly bars in one file).
-    """
-    ok = (timestamps.notna() & symbols.notna()).to_numpy()
-    codes, labels = pd.factorize(symbols[ok].astype(str))
-    ns = timestamps[ok].to_numpy(dtype="datetime64[ns]").astype(np.int64)
-    order = np.lexsort((ns, codes))
-    codes, ns = codes[order], ns[order]
-    gap = np.diff(ns)
-    same = (codes[1:] == codes[:-1]) & (gap > 0)
-    if not same.any():
-        return None, {}
-    pairs = pd.DataFrame({"code": codes[1:][same], "gap": gap[same]})
-    counts = pairs.value_counts().rename("n").reset_index()
-    support = counts.groupby("code")["n"].transform("sum")
-    counts = counts.assign(support=support)
-    counts = counts.sort_values(["code", "n", "gap"], ascending=[True, False, True], kind="stable")
-    first = counts.drop_duplicates("code")
-    modes = pd.DataFrame(
-        {"gap": pd.to_timedelta(first["gap"].to_numpy()), "support": first["support"].to_numpy()},
-        index=labels[first["code"].to_numpy()],
-    )
-    named = {str(s): _spacing_name(row.gap) for s, row in modes.iterrows()}
-    names = {s: n for s, n in named.items() if n is not None}
-    if not names:
-        symbol, row = next(iter(modes.sort_values("support", ascending=False, kind="stable").iterrows()))
-        supported = ", ".join([*_SPACINGS.values(), "1d"])
-        raise SchemaError(f"symbol {symbol}'s bars are mostly {row.gap} apart: not a supported interval ({supported})")
-    strong = [s for s in names if modes.loc[s, "support"] >= 2]
-    deciding = {s: names[s] for s in (strong or names)}
-    distinct = sorted(set(deciding.values()), key=list(deciding.values()).index)
-    if len(distinct) > 1:
-        example = {name: next(s for s, n in deciding.items() if n == name) for name in distinct}
-        shown = ", ".join(f"{s} {n}" for n, s in example.items())
-        raise SchemaError(
-            f"symbols hold bars of different intervals ({shown}); ingest each interval separately with --symbols"
-        )
-    return distinct[0], names

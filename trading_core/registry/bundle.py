@@ -31,7 +31,8 @@ from trading_core.features.scaling import StandardScaler
 from trading_core.features.store import FeatureSet
 from trading_core.forecast.pyfunc_model import ARTIFACTS, load_ensemble
 from trading_core.registry.actors import AgentActor
-from trading_core.registry.policy import PolicyKind, PolicySpec, TradingPolicy, tail_bars
+from trading_core.registry.policy import TradingPolicy, tail_bars
+from trading_core.registry.policy_io import PolicyKind, PolicySpec
 from trading_core.registry.reference import write_reference
 from trading_core.rl.config import EnvConfig
 

@@ -3,95 +3,51 @@
 One object bundles everything a decision needs: the feature recipe (manifest) and the training-only
 scaler, the CNN+LSTM forecaster ensemble, the RL actor (or a baseline rule), the environment
 configuration (confidence rule, frictions) and the risk limits. :meth:`TradingPolicy.decide` runs
-the same code as the backtest at the last bar of the input:
+the same code as the backtest at the last bar of the input, one method per stage:
 
-    bars -> compute_features (causal) -> scaler -> forecaster on the last seq_len-bar window
-         -> observation (PortfolioEngine.observe, with the portfolio state given)
-         -> actor -> PortfolioEngine.decide (confidence scaling, RiskManager)
+    bars -> validate_bars -> raw_features (compute_features, causal) -> scale (the scaler)
+         -> forecast: forecaster_windows (the last seq_len-bar window per symbol) -> predict_windows
+         -> decision_panel (bars + scaled features + forecasts as a MarketData)
+         -> observe (PortfolioEngine.observe, positioned on the given PolicyState)
+         -> act (the actor, or the baseline rule) -> engine.decide (confidence scaling, RiskManager)
+         -> decision_frame (trading_core.registry.decision)
 
-The policy is stateless: the portfolio (weights, entry prices, equity) and the drawdown breaker
-(equity peak, cooldown) come in as :class:`PolicyState` and the breaker's new state goes out with
-the decision, so a paper or live account carries it from bar to bar.
+Each stage takes what the one before returns, so a caller that keeps its own feature state (the
+live decision service: :class:`~trading_core.features.online.FeatureState` gives ``raw_features``'
+layout bar by bar) enters at :meth:`~TradingPolicy.scale` or
+:meth:`~TradingPolicy.decide_from_features` instead of recomputing features from a bar history.
 
-Bundle directory (what :meth:`save` writes and the MLflow pyfunc ships as artifacts; no pickle):
-
-    policy.json                    kind, symbols, env config, lineage, format version
-    manifest.json, scaler.json     the feature set's recipe and training-only scaler
-    forecaster/                    forecaster_config.json + ensemble.pt (state_dict), if any
-    actor/                         members.json + <member>.pt (SB3 policy state_dicts), kind 'agent'
-    reference/                     drift reference (see :mod:`trading_core.registry.reference`)
+The account state in and the decision frame out are in :mod:`trading_core.registry.decision`; the
+bundle directory (:meth:`~TradingPolicy.save`, :meth:`~TradingPolicy.load`) in
+:mod:`trading_core.registry.policy_io`.
 """
 
 from __future__ import annotations
 
-import json
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
-from pydantic import BaseModel, ConfigDict
 
 from trading_core.errors import ConfigError, DataQualityError, SchemaError
 from trading_core.features.config import FeatureSetConfig
 from trading_core.features.pipeline import compute_features, max_warmup
 from trading_core.features.scaling import StandardScaler
 from trading_core.forecast.model import ForecasterEnsemble
-from trading_core.forecast.pyfunc_model import OUTPUT_COLUMNS as FORECAST_OUTPUT
-from trading_core.forecast.pyfunc_model import load_ensemble, predict_frame
+from trading_core.forecast.pyfunc_model import predict_frame
 from trading_core.registry.actors import AgentActor
-from trading_core.risk import describe_reasons
-from trading_core.risk.manager import DECISION_NAMES
-from trading_core.rl.config import EnvConfig
+from trading_core.registry.decision import PolicyState, decision_frame
+from trading_core.registry.policy_io import PolicyBundle, PolicySpec, read_bundle, write_bundle
 from trading_core.rl.data import FORECAST_COLUMNS, MarketData
 from trading_core.rl.engine import PortfolioEngine
 
-FORMAT_VERSION = 1
 HISTORY_MARGIN = 10
 """Bars beyond the strict warm-up in ``min_history``: a few missing bars of one symbol (quarantined
 rows) drop timestamps from the decision panel, which needs every symbol at every row."""
-PolicyKind = Literal["agent", "forecaster_rule", "constant_mix"]
 BAR_COLUMNS: tuple[str, ...] = ("timestamp", "symbol", "open", "high", "low", "close", "volume")
 """The input frame: recent OHLCV bars, one row per (timestamp, symbol), every policy symbol at every timestamp."""
-
-OUTPUT_COLUMNS: tuple[str, ...] = (
-    "timestamp", "symbol", "close", *FORECAST_OUTPUT,
-    "action", "action_scaled", "proposed_weight", "target_weight", "current_weight",
-    "risk_decision", "risk_reasons", "var", "drawdown", "peak_equity", "cooldown_left",
-    "sigma", "adv_value",
-)  # fmt: skip
-"""One row per symbol: the forecast (probabilities, label 0 hold/1 buy/2 sell, confidence and the
-ensemble's uncertainty), the action before (``action``) and after confidence scaling, the proposed
-and the risk-approved target weight, the portfolio-level risk decision, reasons, VaR and breaker
-state after this bar, and the execution context (daily volatility, average dollar volume) a broker
-needs to cost the fill at the next open."""
-
-
-class PolicySpec(BaseModel):
-    """``policy.json``: what the policy is and where it came from."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    format: int = FORMAT_VERSION
-    kind: PolicyKind = "agent"
-    symbols: tuple[str, ...]
-    """The symbols the policy trades (one action each, in this order)."""
-    universe: tuple[str, ...] = ()
-    """The symbols the features are computed over (cross-asset features such as turbulence depend on
-    the universe): the feature set's symbols, a superset of ``symbols``. Empty: ``symbols``."""
-    env: EnvConfig
-    obs_dim: int | None = None
-    """The actor's observation size (kind 'agent'); checked against the engine's at every decision."""
-    constant_actions: tuple[float, ...] | None = None
-    """kind 'constant_mix': the action per symbol (a fraction of the per-asset limit), every bar."""
-    rule_allow_short: bool = False
-    rule_max_position: float = 1.0
-    """kind 'forecaster_rule': see :func:`trading_core.backtest.strategies.forecaster_rule_policy`."""
-    lineage: dict[str, str] = {}
-    """dataset_version, feature_set_version, feed, interval, forecaster/agent runs, git sha."""
 
 
 def tail_bars(bars: pd.DataFrame, symbols: list[str], n: int) -> pd.DataFrame:
@@ -99,58 +55,6 @@ def tail_bars(bars: pd.DataFrame, symbols: list[str], n: int) -> pd.DataFrame:
     still gets ``n`` bars), sorted by (symbol, timestamp)."""
     frame = bars[bars["symbol"].isin(symbols)].sort_values(["symbol", "timestamp"], kind="stable")
     return frame.groupby("symbol", sort=False).tail(n).reset_index(drop=True)
-
-
-@dataclass(frozen=True)
-class PolicyState:
-    """The portfolio a decision is for; defaults: a fresh, flat account with an armed breaker."""
-
-    equity: float = 1_000_000.0
-    weights: tuple[float, ...] = ()
-    """Current weight per policy symbol (value / equity); empty = flat."""
-    entry_prices: tuple[float, ...] = ()
-    """Average entry price per symbol (for the unrealised P&L in the observation); empty = at the close."""
-    peak_equity: float = 0.0
-    """The breaker's equity peak; 0 = the current equity."""
-    cooldown_left: int = 0
-    halted: bool = False
-    """Whether the previous decision was a halt (part of the observation's risk block)."""
-    last_var: float = 0.0
-    progress: float = 0.0
-    """Episode progress in [0, 1] (the execution block's clock; 0 for a live account)."""
-
-    PARAM_DEFAULTS = {
-        "equity": 1_000_000.0, "weights": [0.0], "entry_prices": [0.0], "peak_equity": 0.0,
-        "cooldown_left": 0, "halted": False, "last_var": 0.0, "progress": 0.0,
-    }  # fmt: skip
-    """The pyfunc's params schema (lists default to [0.0]: MLflow needs a typed example; [0.0] means flat)."""
-
-    @classmethod
-    def from_params(cls, params: dict[str, Any] | None) -> PolicyState:
-        p = dict(params or {})
-        unknown = sorted(set(p) - set(cls.PARAM_DEFAULTS))
-        if unknown:
-            raise SchemaError(f"unknown policy params {unknown}; expected some of {sorted(cls.PARAM_DEFAULTS)}")
-        weights = tuple(float(x) for x in (p.get("weights") or ()))
-        entries = tuple(float(x) for x in (p.get("entry_prices") or ()))
-        return cls(
-            equity=float(p.get("equity", 1_000_000.0)),
-            weights=() if weights in ((), (0.0,)) else weights,
-            entry_prices=() if entries in ((), (0.0,)) else entries,
-            peak_equity=float(p.get("peak_equity", 0.0)),
-            cooldown_left=int(p.get("cooldown_left", 0)),
-            halted=bool(p.get("halted", False)),
-            last_var=float(p.get("last_var", 0.0)),
-            progress=float(p.get("progress", 0.0)),
-        )
-
-    def as_params(self) -> dict[str, Any]:
-        return {
-            "equity": self.equity, "weights": list(self.weights) or [0.0],
-            "entry_prices": list(self.entry_prices) or [0.0], "peak_equity": self.peak_equity,
-            "cooldown_left": self.cooldown_left, "halted": self.halted, "last_var": self.last_var,
-            "progress": self.progress,
-        }  # fmt: skip
 
 
 @dataclass
@@ -233,18 +137,29 @@ class TradingPolicy:
             )
         return frame.sort_values(["symbol", "timestamp"], kind="stable").reset_index(drop=True)
 
-    def features(self, bars: pd.DataFrame) -> pd.DataFrame:
-        """timestamp, symbol + the scaled features (NaN during warm-up), for validated ``bars``."""
-        raw = compute_features(bars, self.feature_config.indicators)
+    def raw_features(self, bars: pd.DataFrame) -> pd.DataFrame:
+        """timestamp, symbol + every feature of the recipe, unscaled (NaN during warm-up), for validated
+        ``bars``: :func:`~trading_core.features.pipeline.compute_features`' layout, which
+        :class:`~trading_core.features.online.FeatureState` also produces bar by bar."""
+        return compute_features(bars, self.feature_config.indicators)
+
+    def scale(self, raw: pd.DataFrame) -> pd.DataFrame:
+        """timestamp, symbol + the policy's features scaled by its training-only scaler (``raw``: the
+        layout of :meth:`raw_features`; other columns are ignored)."""
         names = self.feature_names
         scaled = self.scaler.transform(raw[names].to_numpy(np.float64))
         out = raw[["timestamp", "symbol"]].reset_index(drop=True)
         return pd.concat([out, pd.DataFrame(scaled, columns=names)], axis=1)
 
-    def forecast(self, features: pd.DataFrame, last: int = 1) -> pd.DataFrame:
-        """The forecaster on the windows ending at each traded symbol's last ``last`` bars: timestamp,
-        symbol + its output columns. ``last=1`` (a decision) needs the newest window complete;
-        with ``last > 1`` (monitoring) incomplete windows are skipped."""
+    def features(self, bars: pd.DataFrame) -> pd.DataFrame:
+        """timestamp, symbol + the scaled features (NaN during warm-up), for validated ``bars``."""
+        return self.scale(self.raw_features(bars))
+
+    def forecaster_windows(self, features: pd.DataFrame, last: int = 1) -> tuple[np.ndarray, list[Any], list[str]]:
+        """The forecaster's inputs: the ``seq_len``-bar windows of scaled ``features`` ending at each
+        traded symbol's last ``last`` bars, as (windows ``(n, seq_len, n_features)`` float32, their end
+        timestamps, their symbols). ``last=1`` (a decision) needs the newest window complete; with
+        ``last > 1`` (monitoring) incomplete windows are skipped."""
         if self.forecaster is None:
             raise ConfigError("this policy has no forecaster")
         seq_len = self.forecaster.cfg.seq_len
@@ -266,35 +181,40 @@ class TradingPolicy:
                 raise DataQualityError(f"symbol {symbol}: fewer than {seq_len} bars, no forecaster window")
         if not windows:
             raise DataQualityError("no complete forecaster window in the bars")
-        frame = predict_frame(self.forecaster, np.stack(windows))
-        frame.insert(0, "symbol", [k[1] for k in keys])
-        frame.insert(0, "timestamp", [k[0] for k in keys])
+        return np.stack(windows), [k[0] for k in keys], [k[1] for k in keys]
+
+    def predict_windows(self, windows: np.ndarray, timestamps: list[Any], symbols: list[str]) -> pd.DataFrame:
+        """The forecaster on ``windows`` (see :meth:`forecaster_windows`): timestamp, symbol + its output columns."""
+        if self.forecaster is None:
+            raise ConfigError("this policy has no forecaster")
+        frame = predict_frame(self.forecaster, windows)
+        frame.insert(0, "symbol", symbols)
+        frame.insert(0, "timestamp", timestamps)
         return frame
 
-    def decide(self, bars: pd.DataFrame, state: PolicyState | None = None) -> pd.DataFrame:
-        """Target positions at the last timestamp of ``bars`` (decided at its close, to fill at the next open)."""
-        state = state or PolicyState()
-        frame = self.validate_bars(bars)
-        features = self.features(frame)
-        forecasts = self.forecast(features) if self.forecaster is not None else None
-        last = frame["timestamp"].max()
-        lagging = sorted(set(self.symbols) - set(frame.loc[frame["timestamp"] == last, "symbol"]))
+    def forecast(self, features: pd.DataFrame, last: int = 1) -> pd.DataFrame:
+        """The forecaster on the windows ending at each traded symbol's last ``last`` bars: timestamp,
+        symbol + its output columns (:meth:`forecaster_windows`, then :meth:`predict_windows`)."""
+        return self.predict_windows(*self.forecaster_windows(features, last))
+
+    def decision_panel(
+        self, bars: pd.DataFrame, features: pd.DataFrame, forecasts: pd.DataFrame | None
+    ) -> MarketData:
+        """The market panel the engine decides on: validated ``bars``, scaled ``features`` (grouped as
+        the manifest says) and the ``forecasts`` at the last bar; every traded symbol must have a bar then."""
+        last = bars["timestamp"].max()
+        lagging = sorted(set(self.symbols) - set(bars.loc[bars["timestamp"] == last, "symbol"]))
         if lagging:
             raise DataQualityError(f"no bar at the decision time {last} for symbol(s) {lagging}")
         groups: dict[str, list[str]] = {}
         for spec in self.manifest["features"]:
             groups.setdefault(str(spec["group"]), []).append(str(spec["name"]))
         forecast_panel = forecasts[["timestamp", "symbol", *FORECAST_COLUMNS]] if forecasts is not None else None
-        data = MarketData.from_frames(frame, features, groups, forecast_panel, self.symbols)
-        engine = self._engine(data, state)
-        obs = engine.observe()[0]
-        action = self._action(obs, forecasts)
-        decision = engine.decide(action[None, :])
-        return self._output(data, engine, decision, forecasts, state)
+        return MarketData.from_frames(bars, features, groups, forecast_panel, self.symbols)
 
-    # ------------------------------------------------------------------------------- helpers
-
-    def _engine(self, data: MarketData, state: PolicyState) -> PortfolioEngine:
+    def observe(self, data: MarketData, state: PolicyState) -> tuple[PortfolioEngine, np.ndarray]:
+        """A one-portfolio engine at the last bar of ``data`` holding ``state`` (positions, cash, breaker),
+        and its observation there: what the actor sees."""
         engine = PortfolioEngine(data, self.spec.env, n_envs=1)
         if self.spec.obs_dim is not None and engine.obs_dim != self.spec.obs_dim:
             raise ConfigError(f"observation has {engine.obs_dim} values, the actor was trained on {self.spec.obs_dim}")
@@ -324,9 +244,11 @@ class TradingPolicy:
         if state.progress:
             engine.start[:] = t - round(state.progress * 1000)
             engine.length[:] = 1000
-        return engine
+        return engine, engine.observe()[0]
 
-    def _action(self, obs: np.ndarray, forecasts: pd.DataFrame | None) -> np.ndarray:
+    def act(self, obs: np.ndarray, forecasts: pd.DataFrame | None) -> np.ndarray:
+        """The action per traded symbol in [-1, 1]: the actor's on ``obs`` (kind 'agent'), the constant
+        mix, or the forecaster rule on ``forecasts`` (side of the predicted class x confidence)."""
         spec = self.spec
         if spec.kind == "agent":
             if self.actor is None:  # not an assert: it would vanish under python -O (bandit B101)
@@ -342,83 +264,32 @@ class TradingPolicy:
         conf = np.clip(forecasts["confidence"].to_numpy(np.float64), 0.0, 1.0)
         return np.clip(side * conf * spec.rule_max_position, -1.0, 1.0)
 
-    def _output(
-        self,
-        data: MarketData,
-        engine: PortfolioEngine,
-        decision: Any,
-        forecasts: pd.DataFrame | None,
-        state: PolicyState,
+    def decide_from_features(
+        self, bars: pd.DataFrame, features: pd.DataFrame, state: PolicyState | None = None
     ) -> pd.DataFrame:
-        t = data.n_steps - 1
-        risk = decision.risk
-        n = data.n_assets
-        out = pd.DataFrame(
-            {
-                "timestamp": pd.Timestamp(data.timestamps[t]).tz_localize("UTC"),
-                "symbol": list(data.symbols),
-                "close": data.close[t],
-            }
-        )
-        f = forecasts.set_index("symbol").loc[list(data.symbols)] if forecasts is not None else None
-        for col in FORECAST_OUTPUT:  # no forecaster: NaN probabilities, label -1
-            out[col] = f[col].to_numpy() if f is not None else (-1 if col == "label" else np.nan)
-        out["action"] = decision.action[0]
-        out["action_scaled"] = decision.scaled[0]
-        out["proposed_weight"] = decision.proposed[0]
-        out["target_weight"] = risk.weights[0]
-        out["current_weight"] = np.asarray(state.weights or np.zeros(n), dtype=np.float64)
-        out["risk_decision"] = DECISION_NAMES[int(risk.decision[0])]
-        out["risk_reasons"] = ",".join(describe_reasons(int(risk.reasons[0])))
-        out["var"] = float(risk.var[0])
-        out["drawdown"] = float(risk.drawdown[0])
-        out["peak_equity"] = float(engine.risk.peak[0])
-        out["cooldown_left"] = int(engine.risk.cooldown_left[0])
-        out["sigma"] = engine.sigma[t]
-        out["adv_value"] = engine.adv_value[t]
-        out["label"] = out["label"].astype(np.int64)
-        return out[list(OUTPUT_COLUMNS)]
+        """:meth:`decide` from validated ``bars`` and their scaled ``features`` on: the entry of a caller
+        that computes the features itself (incrementally) rather than from the bar history."""
+        state = state or PolicyState()
+        forecasts = self.forecast(features) if self.forecaster is not None else None
+        data = self.decision_panel(bars, features, forecasts)
+        engine, obs = self.observe(data, state)
+        action = self.act(obs, forecasts)
+        decision = engine.decide(action[None, :])
+        return decision_frame(data, engine, decision, forecasts, state)
+
+    def decide(self, bars: pd.DataFrame, state: PolicyState | None = None) -> pd.DataFrame:
+        """Target positions at the last timestamp of ``bars`` (decided at its close, to fill at the next open)."""
+        frame = self.validate_bars(bars)
+        return self.decide_from_features(frame, self.features(frame), state)
 
     # ------------------------------------------------------------------------------- storage
 
     def save(self, directory: Path) -> Path:
-        """Write the bundle (layout in the module docstring); returns ``directory``."""
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / "policy.json").write_text(self.spec.model_dump_json(indent=1))
-        (directory / "manifest.json").write_text(json.dumps(self.manifest, indent=1))
-        self.scaler.save(directory / "scaler.json")
-        if self.forecaster is not None:
-            (directory / "forecaster").mkdir(exist_ok=True)
-            torch.save(
-                {k: v.detach().cpu() for k, v in self.forecaster.state_dict().items()},
-                directory / "forecaster" / "ensemble.pt",
-            )
-            (directory / "forecaster" / "forecaster_config.json").write_text(
-                json.dumps(self.forecaster.cfg.as_dict(), indent=1)
-            )
-        if self.actor is not None:
-            self.actor.save(directory / "actor")
-        if self.reference_dir is not None and self.reference_dir.resolve() != (directory / "reference").resolve():
-            shutil.copytree(self.reference_dir, directory / "reference", dirs_exist_ok=True)
-        return directory
+        """Write the bundle (layout in :mod:`trading_core.registry.policy_io`); returns ``directory``."""
+        bundle = PolicyBundle(self.spec, self.manifest, self.scaler, self.forecaster, self.actor, self.reference_dir)
+        return write_bundle(bundle, directory)
 
     @classmethod
     def load(cls, directory: Path) -> TradingPolicy:
         """Read a bundle written by :meth:`save` (tensors with ``weights_only=True``; no pickle)."""
-        spec = PolicySpec.model_validate_json((directory / "policy.json").read_text())
-        if spec.format != FORMAT_VERSION:
-            raise ConfigError(f"policy bundle {directory} has format {spec.format}, this code reads {FORMAT_VERSION}")
-        manifest = json.loads((directory / "manifest.json").read_text())
-        scaler = StandardScaler.load(directory / "scaler.json")
-        forecaster = None
-        if (directory / "forecaster" / "ensemble.pt").exists():
-            forecaster = load_ensemble(
-                directory / "forecaster" / "forecaster_config.json", directory / "forecaster" / "ensemble.pt"
-            )
-        actor = None
-        if spec.kind == "agent":
-            if spec.obs_dim is None:
-                raise ConfigError(f"policy bundle {directory}: kind 'agent' without obs_dim")
-            actor = AgentActor.load(directory / "actor", spec.obs_dim, len(spec.symbols))
-        reference = directory / "reference"
-        return cls(spec, manifest, scaler, forecaster, actor, reference if reference.exists() else None)
+        return cls(*read_bundle(directory))

@@ -7,9 +7,9 @@ JSON, tensors, the drift reference) and :mod:`.policy_code` as its code: loading
   schema has no time zone), ``symbol, open, high, low, close, volume``; every universe symbol at
   every timestamp, at least ``min_history`` bars per symbol (recorded in the model's metadata); the
   decision is for the last timestamp.
-* **Params** (optional): the portfolio state, :class:`~trading_core.registry.policy.PolicyState`
+* **Params** (optional): the portfolio state, :class:`~trading_core.registry.decision.PolicyState`
   (equity, weights and entry prices per symbol, the breaker's peak and cooldown, ...).
-* **Output**: one row per traded symbol, :data:`~trading_core.registry.policy.OUTPUT_COLUMNS`.
+* **Output**: one row per traded symbol, :data:`~trading_core.registry.decision.OUTPUT_COLUMNS`.
 
     model = mlflow.pyfunc.load_model("models:/trading-policy@champion")
     decisions = model.predict(bars, params={"equity": 1e6, "weights": [0.1, 0.0, 0.2]})
@@ -27,7 +27,8 @@ from mlflow.models import infer_signature
 from mlflow.pyfunc import PythonModel, log_model
 
 from trading_core.forecast.pyfunc_model import pip_requirements
-from trading_core.registry.policy import PolicyState, TradingPolicy
+from trading_core.registry.decision import PolicyState
+from trading_core.registry.policy import TradingPolicy
 
 MODEL_CODE = Path(__file__).with_name("policy_code.py")
 ARTIFACT_KEY = "bundle"

@@ -157,7 +157,7 @@ def running_ab(settings: Settings, name: str) -> str | None:
 
 
 def _policy_state(state: broker.AccountState, symbols: list[str]) -> Any:
-    from trading_core.registry.policy import PolicyState
+    from trading_core.registry.decision import PolicyState
 
     risk = state.risk_state or {}
     return PolicyState(

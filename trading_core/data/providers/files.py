@@ -10,7 +10,7 @@ exports...) into the generic layout ``long``; an explicit ``columns`` mapping (l
 overrides or completes it. An unknown or ambiguous header raises :class:`SchemaError` listing the
 columns found and showing the ``--columns`` syntax with an example built from them.
 
-The bar interval is inferred from the timestamps (:func:`~trading_core.data.timestamps.infer_interval`)
+The bar interval is inferred from the timestamps (:func:`~trading_core.data.intervals.infer_interval`)
 and checked against the one requested. Naive timestamps are in the layout's zone (``tz``; default
 the calendar's); daily bars are stamped at midnight UTC of the date as written.
 
@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from trading_core.data.calendars import calendar_tz
+from trading_core.data.intervals import infer_interval
 from trading_core.data.providers.layouts import (
     ALIASES,
     KNOWN_LAYOUTS,
@@ -61,7 +62,7 @@ from trading_core.data.schema import (
     empty_ohlcv,
     validate_interval,
 )
-from trading_core.data.timestamps import check_tz, infer_interval, parse_timestamps
+from trading_core.data.timestamps import check_tz, parse_timestamps
 from trading_core.errors import ConfigError, ProviderError, SchemaError
 from trading_core.security import resolve_input_file
 
