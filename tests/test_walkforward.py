@@ -183,6 +183,24 @@ def test_cli_walk_forward(home: Home, capsys: pytest.CaptureFixture[str], monkey
     assert main(["walk-forward", "--strategies", "nope"]) == 2
 
 
+def test_baselines_without_a_forecaster(home: Home, runs: tuple[WalkForwardResult, WalkForwardResult]) -> None:
+    """Strategies that need no forecaster run without one (buy and hold used to demand the forecast block),
+    and buy and hold's figures do not depend on whether a forecaster was trained beside it."""
+    def only(*strategies: str) -> WalkForwardResult:
+        config = TINY.model_copy(update={"strategies": strategies, "cost_multipliers": (1.0,)})
+        return run_walk_forward(home.version, home.settings, config)
+
+    alone, with_rl = only("buy_and_hold"), only("buy_and_hold", "pure_rl")
+    columns = ["fold", "seed", "sharpe", "total_return", "turnover", "cost_paid", "max_drawdown"]
+
+    def rows(table: pd.DataFrame) -> pd.DataFrame:
+        bh = table[(table["strategy"] == "buy_and_hold") & (table["cost_multiplier"] == 1.0)]
+        return bh[columns].astype({"fold": str}).sort_values(["fold", "seed"]).reset_index(drop=True)
+    full = runs[0].table
+    pd.testing.assert_frame_equal(rows(alone.table), rows(full))
+    pd.testing.assert_frame_equal(rows(with_rl.table), rows(full))
+
+
 # -------------------------------------------------------------------------------- leakage canary
 
 CANARY_FS = FeatureSetConfig(

@@ -7,7 +7,7 @@ observation/scaling switches differ:
 =========================== ============================================ ==========================================
 strategy                    policy                                       config (:func:`strategy_config`)
 =========================== ============================================ ==========================================
-``buy_and_hold``            :func:`buy_and_hold_policy`                  confidence scaling off
+``buy_and_hold``            :func:`buy_and_hold_policy`                  no 'forecast' block, scaling off
 ``forecaster_rule``         :func:`forecaster_rule_policy`               confidence scaling off (the rule sizes)
 ``pure_rl``                 :func:`agent_policy` (agent w/o forecast)    no 'forecast' block, scaling off
 ``hybrid_rl``               :func:`agent_policy`                         the base config (forecast + scaling)
@@ -46,7 +46,9 @@ def strategy_config(strategy: str, base: EnvConfig) -> EnvConfig:
         raise ValueError(f"unknown strategy {strategy!r}; expected one of {STRATEGIES}")
     if strategy in ("hybrid_rl", "ensemble"):
         return base
-    if strategy == "pure_rl":
+    if strategy in ("pure_rl", "buy_and_hold"):
+        # Buy and hold never reads its observation: without the forecast block it runs on a panel without
+        # forecasts too (a walk-forward of baselines alone trains no forecaster); its fills are the same.
         return base.model_copy(
             update={"blocks": tuple(b for b in base.blocks if b != "forecast"), "confidence_scaling": False}
         )
