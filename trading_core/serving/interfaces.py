@@ -32,7 +32,7 @@ from typing import Any, Protocol
 import pandas as pd
 
 from trading_core.features.online import BarSlice
-from trading_core.registry.policy import PolicyState
+from trading_core.registry.decision import PolicyState
 
 
 @dataclass(frozen=True)
