@@ -31,6 +31,7 @@ from trading_core.features import (
 from trading_core.features.store import FeatureSet
 from trading_core.forecast.metrics import evaluation_report, persistence_baseline
 from trading_core.forecast.model import ForecasterConfig
+from trading_core.forecast.threads import intra_op_threads
 from trading_core.forecast.train import TrainConfig, TrainResult, predict_split, train_ensemble
 
 RECIPE = FeatureSetConfig(
@@ -144,6 +145,7 @@ from pathlib import Path
 import torch
 from trading_core.features.store import FeatureSet
 from trading_core.forecast.model import ForecasterConfig
+from trading_core.forecast.threads import intra_op_threads
 from trading_core.forecast.train import TrainConfig, train_ensemble
 torch.set_num_threads(int(sys.argv[3]))  # this worker's own setting: training must not depend on it
 fs = FeatureSet(Path(sys.argv[1]))
@@ -204,3 +206,14 @@ def test_focal_loss_and_a_stale_checkpoint(small_set: FeatureSet, tmp_path: Path
         if torch.cuda.is_available():
             raise RuntimeError("CUDA is not available (skipped: this machine has CUDA)")
         train_ensemble(small_set, model_cfg, TrainConfig(device="cuda"), tmp_path / "gpu")
+
+
+def test_the_thread_pin_is_undone_even_on_error() -> None:
+    before = torch.get_num_threads()
+    target = 2 if before == 1 else 1
+    with pytest.raises(RuntimeError, match="stopped"), intra_op_threads(target):
+        assert torch.get_num_threads() == target
+        raise RuntimeError("stopped")
+    assert torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="must be >= 1"):
+        TrainConfig(cpu_threads=0)

@@ -8,8 +8,8 @@ last bits between 1 and 2 threads). Floating-point addition is not associative, 
 gives other weights, another temperature and other metrics when the thread count changes. That
 count is not a property of the run but of its surroundings: the machine's cores and affinity,
 ``OMP_NUM_THREADS``, a caller that changed it (the walk-forward trains its forecasters inside
-``rl.pipeline.torch_threads``; Optuna's GP sampler sets it to 1 and back), or, across a resume, the
-worker an Airflow retry landed on. Pinning it for the duration of the stage removes all of these.
+``rl.pipeline.torch_threads``), or, across a resume, the worker an Airflow retry landed on.
+Pinning it for the duration of the stage removes all of these.
 
 For a given count the kernels split work statically (OpenMP static schedule, one chunk per thread),
 so results do not depend on timing or on the machine's load; with one thread there is no split at all.

@@ -70,7 +70,8 @@ class TrainConfig:
     cpu_threads: int = 1
     """Torch intra-op CPU threads while training, whatever the process had set: CPU results depend on
     the thread count (reductions are split per thread), so it is part of the recipe and its
-    fingerprint. One is also the fastest for the CPU-sized members (benchmarks/forecaster_threads.py)."""
+    fingerprint. One is also the fastest for the CPU-sized members on a busy machine
+    (benchmarks/forecaster_threads.py); a dedicated many-core machine may set more."""
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "patience", "cpu_threads"):
