@@ -7,8 +7,10 @@ pytest ``--runs`` times on the two tests that must give bit-identical results (a
 at 1 and at 2 ambient intra-op threads; a run killed with SIGKILL and resumed, against one that never
 stopped), each run in a fresh pytest process (new feature set, new child), and finally stops the
 load by PID. The load processes' CPU seconds are read from ``/proc/<pid>/stat`` before they are
-stopped, so the report shows how busy the cores really were (``load_cores_busy`` = their CPU time /
-wall time). Ends with one JSON line: passes / runs, the longest run of consecutive passes, timings.
+stopped (``load_processes_cores``: their CPU time / wall time), and the whole machine's idle share
+over the run from ``/proc/stat`` (``cpu_idle_share``: near 0 means the cores were busy throughout,
+whoever kept them busy). Ends with one JSON line: passes / runs, the longest run of consecutive
+passes, timings.
 """
 
 from __future__ import annotations
@@ -36,6 +38,12 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a running process (``/proc/<pid>/stat`` fields 14 and 15)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_times() -> tuple[int, int]:
+    """(idle + iowait, total) jiffies of all CPUs since boot, from the first line of ``/proc/stat``."""
+    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return ticks[3] + ticks[4], sum(ticks)
 
 
 def loadavg() -> list[float]:
@@ -85,7 +93,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, default intra-op threads {torch.get_num_threads()}")
     print(f"{args.load} busy loops, {args.runs} runs of:\n  " + "\n  ".join(TESTS), flush=True)
     results: list[dict[str, object]] = []
-    load_before = loadavg()
+    load_before, idle_before = loadavg(), cpu_times()
     t0 = time.perf_counter()
     procs = start_load(args.load)
     try:
@@ -101,6 +109,8 @@ def main() -> None:
     finally:
         load_cpu, load_alive = stop_load(procs)
     wall = time.perf_counter() - t0
+    idle_after = cpu_times()
+    idle_share = (idle_after[0] - idle_before[0]) / max(1, idle_after[1] - idle_before[1])
 
     streak = best = 0
     for r in results:
@@ -119,7 +129,8 @@ def main() -> None:
                 "longest_pass_streak": best,
                 "load_processes": args.load,
                 "load_alive_to_the_end": load_alive,
-                "load_cores_busy": round(load_cpu / wall, 2),
+                "load_processes_cores": round(load_cpu / wall, 2),
+                "cpu_idle_share": round(idle_share, 3),
                 "cpus": os.cpu_count(),
                 "loadavg_before": load_before,
                 "loadavg_after": loadavg(),

@@ -145,7 +145,6 @@ from pathlib import Path
 import torch
 from trading_core.features.store import FeatureSet
 from trading_core.forecast.model import ForecasterConfig
-from trading_core.forecast.threads import intra_op_threads
 from trading_core.forecast.train import TrainConfig, train_ensemble
 torch.set_num_threads(int(sys.argv[3]))  # this worker's own setting: training must not depend on it
 fs = FeatureSet(Path(sys.argv[1]))
