@@ -189,6 +189,7 @@ def test_pyfunc_round_trip_matches_the_in_memory_ensemble(stage: Stage) -> None:
             r"invalid TrainConfig override: loss: Input should be 'weighted_ce' or 'focal' \(got 'hinge'\)",
         ),
         ({"ensemble_size": 0}, None, r"ensemble_size must be >= 1, got 0"),
+        (None, {"cpu_threads": 0}, r"TrainConfig.cpu_threads must be >= 1, got 0"),
         ({"cnn_filters": [8, 0]}, None, r"cnn_filters must be positive, got \(8, 0\)"),
         (None, {"device": "gpu"}, r"TrainConfig.device 'gpu'"),
     ],

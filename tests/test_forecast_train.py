@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 
@@ -30,7 +31,8 @@ from trading_core.features import (
 from trading_core.features.store import FeatureSet
 from trading_core.forecast.metrics import evaluation_report, persistence_baseline
 from trading_core.forecast.model import ForecasterConfig
-from trading_core.forecast.train import TrainConfig, predict_split, train_ensemble
+from trading_core.forecast.threads import intra_op_threads
+from trading_core.forecast.train import TrainConfig, TrainResult, predict_split, train_ensemble
 
 RECIPE = FeatureSetConfig(
     indicators=IndicatorConfig(vol_regime_window=60, corr_window=20, turbulence_window=40),
@@ -91,18 +93,47 @@ def _cfgs(fs: FeatureSet) -> tuple[ForecasterConfig, TrainConfig]:
     return model_cfg, TrainConfig(epochs=4, patience=10, max_train_samples=1024, batch_size=128)
 
 
-def _weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.clone() for k, v in model.state_dict().items()}
+def _assert_same_model(got: TrainResult, want: TrainResult) -> None:
+    """Every weight bit-identical (the first differing one named), then the temperature fitted on them.
+    The weights come first: 'temperature' is the first key of the state dict, so comparing the
+    state dicts in order reported any difference as a temperature difference."""
+    want_state, got_state = want.model.state_dict(), got.model.state_dict()
+    assert list(got_state) == list(want_state)
+    for key, value in want_state.items():
+        if key != "temperature":
+            torch.testing.assert_close(got_state[key], value, rtol=0, atol=0, msg=lambda m, key=key: f"{key}: {m}")
+    assert got.temperature == want.temperature
+    torch.testing.assert_close(got_state["temperature"], want_state["temperature"], rtol=0, atol=0)
 
 
-def test_training_is_deterministic_on_cpu(small_set: FeatureSet, tmp_path: Path) -> None:
+@pytest.fixture
+def ambient_threads() -> Iterator[Callable[[int], None]]:
+    """Sets torch's intra-op threads as a caller of the stage might have (restored after the test)."""
+    before = torch.get_num_threads()
+    yield torch.set_num_threads
+    torch.set_num_threads(before)
+
+
+def test_training_is_deterministic_on_cpu_whatever_the_thread_count(
+    small_set: FeatureSet, tmp_path: Path, ambient_threads: Callable[[int], None]
+) -> None:
+    """Two runs, the first in a process set to 1 intra-op thread, the second to 2 (as after
+    ``OMP_NUM_THREADS``, another core count or a caller's own setting): the same bits, because
+    training pins its own thread count; and the caller's setting is back afterwards."""
     model_cfg, train_cfg = _cfgs(small_set)
-    a = train_ensemble(small_set, model_cfg, train_cfg, tmp_path / "a")
-    b = train_ensemble(small_set, model_cfg, train_cfg, tmp_path / "b")
-    for key, value in _weights(a.model).items():
-        torch.testing.assert_close(b.model.state_dict()[key], value, rtol=0, atol=0)
+    seen: list[int] = []
+
+    def record_threads(member: int, epoch: int, metrics: dict[str, float]) -> None:
+        seen.append(torch.get_num_threads())
+
+    ambient_threads(1)
+    a = train_ensemble(small_set, model_cfg, train_cfg, tmp_path / "a", on_epoch=record_threads)
+    ambient_threads(2)
+    b = train_ensemble(small_set, model_cfg, train_cfg, tmp_path / "b", on_epoch=record_threads)
+    _assert_same_model(b, a)
+    assert torch.get_num_threads() == 2
+    assert seen == [train_cfg.cpu_threads] * len(a.history + b.history)
     timing = ("epoch_seconds", "samples_per_s")
-    assert a.temperature == b.temperature
     assert [{k: v for k, v in h.items() if k not in timing} for h in a.history] == [
         {k: v for k, v in h.items() if k not in timing} for h in b.history
     ]
@@ -111,30 +142,39 @@ def test_training_is_deterministic_on_cpu(small_set: FeatureSet, tmp_path: Path)
 _CHILD = """
 import sys, time
 from pathlib import Path
+import torch
 from trading_core.features.store import FeatureSet
 from trading_core.forecast.model import ForecasterConfig
 from trading_core.forecast.train import TrainConfig, train_ensemble
+torch.set_num_threads(int(sys.argv[3]))  # this worker's own setting: training must not depend on it
 fs = FeatureSet(Path(sys.argv[1]))
 model_cfg = ForecasterConfig(input_dim=len(fs.feature_names), seq_len=fs.seq_len, cnn_filters=(16,), lstm_units=24,
                              ensemble_size=2)
-def slow(member, epoch, metrics):  # give the parent time to kill us between epochs
-    time.sleep(0.5)
+def slow(member, epoch, metrics):  # give the parent time to kill us between epochs; never finish
+    time.sleep(0.5 if (member, epoch) < (1, 1) else 3600)
 train_ensemble(fs, model_cfg, TrainConfig(epochs=4, patience=10, max_train_samples=1024, batch_size=128),
                Path(sys.argv[2]), on_epoch=slow)
 """
 
 
-def test_a_run_killed_with_sigkill_resumes_from_its_checkpoint(small_set: FeatureSet, tmp_path: Path) -> None:
+def test_a_run_killed_with_sigkill_resumes_from_its_checkpoint(
+    small_set: FeatureSet, tmp_path: Path, ambient_threads: Callable[[int], None]
+) -> None:
+    """The killed run had 2 intra-op threads set, the resuming process and the uninterrupted one 1
+    (an Airflow retry on another worker): the resumed run still ends bit-identical. The child
+    blocks after member 1's second epoch, so however slow the machine, it is killed mid-training."""
     model_cfg, train_cfg = _cfgs(small_set)
     ckpt = tmp_path / "ckpt"
-    child = subprocess.Popen([sys.executable, "-c", _CHILD, str(small_set.path), str(ckpt)])
-    deadline = time.monotonic() + 120
+    child = subprocess.Popen([sys.executable, "-c", _CHILD, str(small_set.path), str(ckpt), "2"])
+    deadline = time.monotonic() + 300  # a hang guard, not a speed target: the machine may be busy
     try:
         while time.monotonic() < deadline:  # wait for the second member's first checkpoint
             if (ckpt / "checkpoint.pt").exists():
                 state = torch.load(ckpt / "checkpoint.pt", weights_only=True)
                 if int(state["member"]) == 1:
                     break
+            if child.poll() is not None:
+                pytest.fail(f"the child exited with {child.returncode} before member 1")
             time.sleep(0.05)
         else:
             pytest.fail("the child never reached member 1")
@@ -142,12 +182,16 @@ def test_a_run_killed_with_sigkill_resumes_from_its_checkpoint(small_set: Featur
         os.kill(child.pid, signal.SIGKILL)
         child.wait()
     assert child.returncode == -signal.SIGKILL
+    ambient_threads(1)
     resumed = train_ensemble(small_set, model_cfg, train_cfg, ckpt)
     assert resumed.resumed_from is not None and resumed.resumed_from["member"] == 1
     fresh = train_ensemble(small_set, model_cfg, train_cfg, tmp_path / "fresh")
-    for key, value in _weights(fresh.model).items():
-        torch.testing.assert_close(resumed.model.state_dict()[key], value, rtol=0, atol=0, msg=key)
+    _assert_same_model(resumed, fresh)
     assert len(resumed.history) == len(fresh.history)
+    timing = ("epoch_seconds", "samples_per_s")
+    assert [{k: v for k, v in h.items() if k not in timing} for h in resumed.history] == [
+        {k: v for k, v in h.items() if k not in timing} for h in fresh.history
+    ]
 
 
 def test_focal_loss_and_a_stale_checkpoint(small_set: FeatureSet, tmp_path: Path) -> None:
@@ -161,3 +205,14 @@ def test_focal_loss_and_a_stale_checkpoint(small_set: FeatureSet, tmp_path: Path
         if torch.cuda.is_available():
             raise RuntimeError("CUDA is not available (skipped: this machine has CUDA)")
         train_ensemble(small_set, model_cfg, TrainConfig(device="cuda"), tmp_path / "gpu")
+
+
+def test_the_thread_pin_is_undone_even_on_error() -> None:
+    before = torch.get_num_threads()
+    target = 2 if before == 1 else 1
+    with pytest.raises(RuntimeError, match="stopped"), intra_op_threads(target):
+        assert torch.get_num_threads() == target
+        raise RuntimeError("stopped")
+    assert torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="must be >= 1"):
+        TrainConfig(cpu_threads=0)

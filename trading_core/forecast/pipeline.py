@@ -37,6 +37,7 @@ from trading_core.forecast.metrics import (
 )
 from trading_core.forecast.model import ForecasterConfig, ForecasterEnsemble
 from trading_core.forecast.pyfunc_model import log_forecaster_model
+from trading_core.forecast.threads import intra_op_threads
 from trading_core.forecast.train import TrainConfig, fingerprint, predict_split, resolve_device, train_ensemble
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ FROM_FEATURE_SET = ("input_dim", "seq_len", "output_size")
 """ForecasterConfig fields fixed by the feature set (features per bar, window length, three labels)."""
 AT_LEAST_ONE = {
     "cnn_filters", "kernel_size", "lstm_units", "lstm_layers", "attention_heads", "ensemble_size",
-    "epochs", "batch_size", "patience", "max_train_samples", "max_eval_samples",
+    "epochs", "batch_size", "patience", "max_train_samples", "max_eval_samples", "cpu_threads",
 }  # fmt: skip
 """Integer fields (or every entry of cnn_filters) that must be >= 1 when given."""
 INPUT_EXAMPLE_WINDOWS = 4
@@ -244,7 +245,8 @@ def train_forecaster(
         mlflow.log_dict({"history": result.history}, "training/history.json")
 
         log.info("evaluating on val and test")
-        reports = evaluate(ensemble, fs)
+        with intra_op_threads(train_cfg.cpu_threads):  # the metrics, like the weights, whatever the thread count
+            reports = evaluate(ensemble, fs)
         test = fs.split("test")
         example = test.batch(np.arange(min(INPUT_EXAMPLE_WINDOWS, len(test))))
         info = log_forecaster_model(ensemble, fs.path, example, name=MODEL_NAME)

@@ -7,8 +7,10 @@ validation split -> test metrics against the baselines.
 
 A checkpoint holds everything needed to continue (finished members, the current member's weights,
 optimizer and scheduler, early-stopping state, history). Each epoch's randomness is derived from
-(seed, member, epoch), so a run killed and resumed ends with the same weights as one that never
-stopped (on CPU).
+(seed, member, epoch), and torch's intra-op CPU threads are pinned to ``cpu_threads`` for the whole
+call (see :mod:`trading_core.forecast.threads`), so on CPU a run gives the same bits whatever the
+machine's load or the caller's thread setting, and a run killed and resumed (possibly on another
+worker) ends with the same weights as one that never stopped.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from torch.nn import functional as F
 from trading_core.features.store import FeatureSet
 from trading_core.features.windows import WindowedDataset
 from trading_core.forecast.model import ForecasterConfig, ForecasterEnsemble, fit_temperature
+from trading_core.forecast.threads import intra_op_threads
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +67,14 @@ class TrainConfig:
     device: str = "auto"
     """'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:1', ..."""
     seed: int = 42
+    cpu_threads: int = 1
+    """Torch intra-op CPU threads while training, whatever the process had set: CPU results depend on
+    the thread count (reductions are split per thread), so it is part of the recipe and its
+    fingerprint. One is also the fastest for the CPU-sized members on a busy machine
+    (benchmarks/forecaster_threads.py); a dedicated many-core machine may set more."""
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "patience"):
+        for name in ("epochs", "batch_size", "patience", "cpu_threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
         if not (self.lr > 0 and self.weight_decay >= 0 and self.grad_clip > 0 and self.return_loss_weight >= 0):
@@ -221,7 +229,19 @@ def train_ensemble(
     on_epoch: EpochCallback | None = None,
 ) -> TrainResult:
     """Train every member of the ensemble on ``fs`` (resuming from ``checkpoint_dir`` if a run of
-    the same configuration stopped), then fit the temperature on the validation split."""
+    the same configuration stopped), then fit the temperature on the validation split; with torch's
+    intra-op threads pinned to ``train_cfg.cpu_threads`` throughout (restored after)."""
+    with intra_op_threads(train_cfg.cpu_threads):
+        return _train_ensemble(fs, model_cfg, train_cfg, checkpoint_dir, on_epoch)
+
+
+def _train_ensemble(
+    fs: FeatureSet,
+    model_cfg: ForecasterConfig,
+    train_cfg: TrainConfig,
+    checkpoint_dir: Path,
+    on_epoch: EpochCallback | None,
+) -> TrainResult:
     t0 = time.perf_counter()
     device = resolve_device(train_cfg.device)
     amp = device.type == "cuda"  # bf16 autocast on GPU; full precision on CPU, where every kernel is deterministic
