@@ -14,6 +14,7 @@ from datetime import date
 from typing import Any
 
 from trading_core.config import Settings
+from trading_core.training_config import TrainingConfig
 
 log = logging.getLogger(__name__)
 
@@ -96,20 +97,23 @@ def train_agent_step(
     if previous:
         log.info("agent already trained by %s: run %s", dag_run, previous)
         return {"run_id": previous, "model_uri": f"runs:/{previous}/agent", "reused": True}
-    env = {"cost_bps": params.get("cost_bps", 1.0), "slippage_bps": params.get("slippage_bps", 2.0)}
+    arguments = agent_arguments(TrainingConfig.from_params(params))
     result = train_agent(
-        feature_set_version,
-        settings,
-        algo=str(params.get("algo", "ppo")),
-        timesteps=int(params.get("timesteps", 20_000)),
-        forecaster_uri=forecaster_uri,
-        n_envs=int(params.get("n_envs", 8)),
-        seed=int(params.get("seed") or settings.seed),
-        env=env,
-        symbols=list(params["symbols"]) if params.get("symbols") else None,
-        tags={"airflow.dag_run": dag_run},
+        feature_set_version, settings, forecaster_uri=forecaster_uri, tags={"airflow.dag_run": dag_run}, **arguments
     )
     return {**result.as_reference(), "reused": False}
+
+
+def agent_arguments(config: TrainingConfig) -> dict[str, Any]:
+    """The run's agent knobs as keyword arguments of :func:`~trading_core.rl.pipeline.train_agent`."""
+    return {
+        "algo": config.algo,
+        "timesteps": config.timesteps,
+        "n_envs": config.n_envs,
+        "seed": config.seed,
+        "env": {"cost_bps": config.cost_bps, "slippage_bps": config.slippage_bps},
+        "symbols": list(config.symbols) or None,
+    }
 
 
 def policy_step(
@@ -190,23 +194,24 @@ def register_step(
 
 
 def walk_forward_config_from_params(params: Mapping[str, Any]) -> Any:
-    """The DAG form's walk-forward knobs as a :class:`~trading_core.backtest.walkforward.WalkForwardConfig`."""
+    """The DAG form's walk-forward knobs as a :class:`~trading_core.backtest.walkforward.WalkForwardConfig`
+    (missing params: the :class:`~trading_core.training_config.TrainingConfig` defaults)."""
     from trading_core.backtest.walkforward import WalkForwardConfig
 
+    config = TrainingConfig.from_params(params)
     values: dict[str, Any] = {
-        "n_folds": int(params.get("folds", 3)),
-        "test_size": int(params.get("test_size", 63)),
-        "seeds": tuple(int(s) for s in (params.get("seeds") or [0])),
-        "timesteps": int(params.get("wf_timesteps", 10_000)),
-        "n_envs": int(params.get("n_envs", 4)),
-        "env": {"cost_bps": float(params.get("cost_bps", 1.0)), "slippage_bps": float(params.get("slippage_bps", 2.0))},
+        "n_folds": config.folds,
+        "test_size": config.test_size,
+        "seeds": tuple(config.seeds),
+        "timesteps": config.wf_timesteps,
+        "n_envs": config.n_envs,
+        "env": {"cost_bps": config.cost_bps, "slippage_bps": config.slippage_bps},
+        "forecaster_train": {**WalkForwardConfig().forecaster_train, "epochs": config.wf_epochs},
     }
-    if params.get("algo") and params["algo"] != "ensemble":
-        values["algo"] = params["algo"]
-    if params.get("wf_epochs"):
-        values["forecaster_train"] = {**WalkForwardConfig().forecaster_train, "epochs": int(params["wf_epochs"])}
-    if params.get("symbols"):
-        values["symbols"] = tuple(params["symbols"])
+    if config.algo != "ensemble":  # the pure/hybrid agents' algorithm; the ensemble strategy runs regardless
+        values["algo"] = config.algo
+    if config.symbols:
+        values["symbols"] = tuple(config.symbols)
     return WalkForwardConfig(**values)
 
 
