@@ -13,11 +13,8 @@ from airflow.sdk import Param
 
 
 def training_params() -> dict[str, Param]:
-    """A fresh ``Param`` per field of the model, in the model's order."""
+    """A fresh ``Param`` per field of the model, in the model's order (a DAG owns its Param objects)."""
     # Imported here, at parse time: the module needs only pydantic (no pandas, torch or MLflow).
     from trading_core.training_config import form_fields
 
     return {name: Param(**spec) for name, spec in form_fields().items()}
-
-
-TRAINING_PARAMS = training_params()

@@ -274,7 +274,7 @@ def test_the_dag_forms_use_the_librarys_symbol_pattern() -> None:
     """The UI forms validate symbols with the same pattern as the library (no drift between the two)."""
     from trading_core.data.schema import SYMBOL_RE
 
-    for dag in ("dags/market_data.py", "trading_core/training_config.py"):  # the two forms' sources
+    for dag in ("dags/market_data_params.py", "trading_core/training_config.py"):  # the two forms' sources
         source = (ROOT / dag).read_text()
         assert SYMBOL_RE.pattern in source, dag
 

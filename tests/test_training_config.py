@@ -125,11 +125,12 @@ def test_the_form_accepts_and_rejects_what_the_model_does() -> None:
     bound, pattern and choice, the form's JSON schema and the model agree on every one."""
     from airflow.sdk.definitions.param import Param
     from airflow.sdk.exceptions import ParamValidationError
-    from training_params import TRAINING_PARAMS
+    from training_params import training_params
 
-    assert list(TRAINING_PARAMS) == list(TrainingConfig.model_fields)
+    form = training_params()
+    assert list(form) == list(TrainingConfig.model_fields)
     checked = 0
-    for name, param in TRAINING_PARAMS.items():
+    for name, param in form.items():
         assert isinstance(param, Param) and param.value == DEFAULTS[name], name
         assert param.description == TrainingConfig.model_fields[name].description, name
         for value in _candidates({**param.schema, "default": DEFAULTS[name]}):
@@ -151,7 +152,7 @@ def test_the_form_accepts_and_rejects_what_the_model_does() -> None:
 def test_parsing_the_training_dag_loads_nothing_heavy() -> None:
     """The form needs trading_core.training_config at parse time: it must stay light (pydantic only)."""
     code = (
-        f"import json, sys; sys.path.insert(0, {str(DAGS)!r}); import training_params; "
+        f"import json, sys; sys.path.insert(0, {str(DAGS)!r}); import training; "  # the DAG file, as parsed
         "print(json.dumps(sorted(sys.modules)))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -1,7 +1,10 @@
-"""The steps of the training pipeline that sit between stages: data preparation, the RL agent,
-walk-forward validation and registration, each idempotent per Airflow DAG run.
+"""The steps of the training pipeline, one per task of the training DAG: data preparation, the plan
+(feature set and HPO study), the HPO workers and the choice of parameters, the final forecaster, the RL
+agent, walk-forward validation and registration, each idempotent per Airflow DAG run.
 
-The DAG (``dags/training.py``) calls these; ``trading demo`` runs that DAG. Each step that logs to
+The DAG (``dags/training.py``) only wires these (each task is one call); ``trading demo`` runs that
+DAG. The run's knobs and their defaults are :class:`~trading_core.training_config.TrainingConfig`
+(missing params fall back on it). Each step that logs to
 MLflow tags its run with ``airflow.dag_run`` and, before doing any work, looks for a FINISHED run
 with that tag: a retried task reuses what its previous try completed instead of training again.
 """
@@ -9,7 +12,7 @@ with that tag: a retried task reuses what its previous try completed instead of 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
@@ -43,6 +46,50 @@ def prepare_feature_set(params: Mapping[str, Any], settings: Settings) -> str | 
     result = build_feature_set(dataset, recipe, settings)
     log.info("prepared %s from %s (%s)", result.feature_set_version, dataset, request.source)
     return result.feature_set_version
+
+
+def plan_step(
+    params: Mapping[str, Any],
+    prepared: str | None,
+    triggering_extras: Sequence[Mapping[str, Any]],
+    settings: Settings,
+    run_key: str,
+) -> dict[str, Any]:
+    """The run's :class:`~trading_core.forecast.resolve.TrainingPlan` as a dict: the feature set (the one
+    ``prepare`` just built > the params' > the newest triggering ``features`` event's > the latest
+    recorded) and, when HPO is asked for, the study its workers share (named after ``run_key``)."""
+    from trading_core.forecast.resolve import plan_training
+
+    params = {**params, "feature_set_version": prepared or params.get("feature_set_version")}
+    return plan_training(params, triggering_extras, settings, run_key).as_dict()
+
+
+def hpo_worker_step(plan: Mapping[str, Any], worker: int, settings: Settings) -> dict[str, Any]:
+    """Worker ``worker``'s share of the plan's trials on the shared study (its sampler seeded by its index)."""
+    from trading_core.forecast.hpo import run_hpo_worker
+
+    return run_hpo_worker(
+        plan["study_name"],
+        plan["feature_set_version"],
+        settings,
+        plan["hpo_trials_per_worker"],
+        worker=worker,
+        epochs=plan["hpo_epochs"],
+        seed=plan["seed"],
+        max_train_samples=plan["max_train_samples"],
+        device=plan["device"],
+    )
+
+
+def select_params_step(plan: Mapping[str, Any], settings: Settings) -> dict[str, Any]:
+    """The best trial's ForecasterConfig/TrainConfig overrides (``model``, ``train``) with the study and its
+    MLflow run; no overrides when the plan has no study (HPO skipped)."""
+    if plan["study_name"] is None:
+        return {"model": {}, "train": {}, "study_name": None, "hpo_run_id": None}
+    from trading_core.forecast.hpo import best_params, log_study
+
+    run_id = log_study(plan["study_name"], settings)
+    return {**best_params(plan["study_name"], settings), "study_name": plan["study_name"], "hpo_run_id": run_id}
 
 
 def train_forecaster_step(
@@ -83,6 +130,20 @@ def train_forecaster_step(
         feature_set_version, settings, model=model, train=train, tags={**tags, "airflow.dag_run": dag_run}
     )
     return {**result.as_reference(), "reused": False}
+
+
+def final_forecaster_step(
+    plan: Mapping[str, Any], best: Mapping[str, Any], settings: Settings, dag_run: str
+) -> dict[str, Any]:
+    """The final ensemble: the HPO's best parameters under the plan's epochs, size, sample cap, device and
+    seed (:meth:`~trading_core.forecast.resolve.TrainingPlan.overrides`), tagged with the study; returns the
+    run reference and the study (the ``forecaster`` asset's extra)."""
+    from trading_core.forecast.resolve import TrainingPlan
+
+    model, train = TrainingPlan(**plan).overrides(best)
+    tags = {"hpo_study": best["study_name"], "hpo_run_id": best["hpo_run_id"]} if best["study_name"] else {}
+    result = train_forecaster_step(plan["feature_set_version"], settings, dag_run, model=model, train=train, tags=tags)
+    return {**result, "hpo_study": best["study_name"]}
 
 
 def train_agent_step(
@@ -191,6 +252,31 @@ def register_step(
         name=name or settings.model_name,
     )
     return version.as_reference()
+
+
+TRIGGER_PARAMS = ("trigger_reason", "drift_check_id")
+"""The params that say why a run started (set by the drift monitor); kept as tags of the candidate."""
+
+
+def candidate_step(
+    settings: Settings,
+    forecaster: Mapping[str, Any],
+    agent: Mapping[str, Any],
+    validation: Mapping[str, Any],
+    dag_run: str,
+    params: Mapping[str, Any],
+) -> dict[str, Any]:
+    """:func:`register_step` for the run's ``model_name`` and trigger params; returns the version reference
+    with the runs behind it (the ``candidate_model`` asset's extra)."""
+    trigger = {key: params.get(key) for key in TRIGGER_PARAMS}
+    version = register_step(settings, forecaster, agent, validation, dag_run, params.get("model_name"), trigger)
+    return {
+        **version,
+        "feature_set_version": forecaster["feature_set_version"],
+        "forecaster_run": forecaster["run_id"],
+        "agent_run": agent["run_id"],
+        "validation_run": validation.get("run_id"),
+    }
 
 
 def walk_forward_config_from_params(params: Mapping[str, Any]) -> Any:
