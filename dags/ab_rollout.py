@@ -28,13 +28,8 @@ from typing import Any
 
 from airflow.sdk import Param, dag, task
 from trading_assets import CHAMPION_MODEL, DEFAULT_ARGS, REPLAY_START, model_name_param
+from trading_context import task_settings, who
 from trading_gates import ABDecisionSensor
-
-
-def _who(context: Any) -> dict[str, str]:
-    """Who decided, for the audit table: this task of this DAG run."""
-    dag_id, run_id = context["dag"].dag_id, context["run_id"]
-    return {"actor": f"airflow:{dag_id}/{run_id}/{context['ti'].task_id}", "dag_run": f"{dag_id}:{run_id}"}
 
 
 @dag(
@@ -62,23 +57,21 @@ def ab_rollout() -> None:
     @task.short_circuit
     def find_ab(**context: Any) -> dict[str, Any] | None:
         """The running A/B of the model (None: nothing to do today)."""
-        from trading_core.config import get_settings
         from trading_core.rollout.ab import running_ab
 
         params = context["params"]
-        settings = get_settings()
+        settings = task_settings()
         ab_id = params.get("ab_id") or running_ab(settings, params.get("model_name") or settings.model_name)
         return {"ab_id": ab_id} if ab_id else None
 
     @task
     def book(ab: dict[str, Any], **context: Any) -> dict[str, Any]:
         """Fill, mark and decide every new bar up to the run's date, for both arms."""
-        from trading_core.config import get_settings
         from trading_core.rollout.ab import step_ab
 
         params = context["params"]
         until = params.get("until") or context.get("logical_date") or context["dag_run"].run_after
-        return step_ab(get_settings(), ab["ab_id"], until, max_bars=params.get("max_bars")).as_dict()
+        return step_ab(task_settings(), ab["ab_id"], until, max_bars=params.get("max_bars")).as_dict()
 
     decision = ABDecisionSensor(
         task_id="ab_decision",
@@ -101,22 +94,20 @@ def ab_rollout() -> None:
     @task(outlets=[CHAMPION_MODEL])
     def promote(ab: dict[str, Any], *, outlet_events: Any, **context: Any) -> dict[str, Any]:
         """The challenger won: `champion` -> its version in one alias call; the A/B ends."""
-        from trading_core.config import get_settings
         from trading_core.rollout.ab import conclude_ab
 
         outcome = context["ti"].xcom_pull(task_ids="ab_decision")
-        change = conclude_ab(get_settings(), ab["ab_id"], outcome, **_who(context)).as_dict()
+        change = conclude_ab(task_settings(), ab["ab_id"], outcome, **who(context)).as_dict()
         outlet_events[CHAMPION_MODEL].extra = {**change, "reason": "; ".join(outcome["reasons"])}
         return change
 
     @task
     def rollback(ab: dict[str, Any], **context: Any) -> dict[str, Any]:
         """The challenger lost (or a guard fired): alias `challenger` removed, reason tagged; the A/B ends."""
-        from trading_core.config import get_settings
         from trading_core.rollout.ab import conclude_ab
 
         outcome = context["ti"].xcom_pull(task_ids="ab_decision")
-        return conclude_ab(get_settings(), ab["ab_id"], outcome, **_who(context)).as_dict()
+        return conclude_ab(task_settings(), ab["ab_id"], outcome, **who(context)).as_dict()
 
     ab = find_ab()
     booked = book(ab)

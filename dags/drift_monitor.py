@@ -26,6 +26,7 @@ from typing import Any
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
 from trading_assets import DEFAULT_ARGS, FEATURES, REPLAY_START, model_name_param, model_version_param
+from trading_context import task_settings
 
 
 @dag(
@@ -61,10 +62,9 @@ def drift_monitor() -> None:
     @task
     def check(**context: Any) -> dict[str, Any]:
         """Feature drift, prediction drift, decay; recorded in MLflow and the app DB."""
-        from trading_core.config import get_settings
         from trading_core.monitoring.check import run_check
 
-        settings, params = get_settings(), context["params"]
+        settings, params = task_settings(), context["params"]
         as_of = params.get("as_of") or context.get("logical_date") or context["dag_run"].run_after
         outcome = run_check(
             settings, params.get("model_name") or settings.model_name, params.get("model_version"),
@@ -98,11 +98,10 @@ def drift_monitor() -> None:
     @task
     def remember(outcome: dict[str, Any], **context: Any) -> None:
         """The check row keeps the training run it started (the next check's cooldown reads it)."""
-        from trading_core.config import get_settings
         from trading_core.monitoring.store import set_triggered_run
 
         run_id = context["ti"].xcom_pull(task_ids="retrain", key="trigger_run_id")
-        set_triggered_run(get_settings().resolved_database_url, outcome["check_id"], f"training:{run_id}")
+        set_triggered_run(task_settings().resolved_database_url, outcome["check_id"], f"training:{run_id}")
 
     guard(outcome) >> retrain >> remember(outcome)
 

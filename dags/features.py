@@ -25,11 +25,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from airflow.sdk import Param, dag, task
+from airflow.sdk import dag, task
+from features_params import features_params
 from trading_assets import DEFAULT_ARGS, FEATURES, OHLCV
-
-# Defaults equal the library's (trading_core.features.config); tests/test_features_dag.py checks it.
-FEATURE_GROUPS = ["market", "technical", "regime", "microstructure"]
+from trading_context import task_settings, triggering_extras
 
 
 @dag(
@@ -41,58 +40,7 @@ FEATURE_GROUPS = ["market", "technical", "regime", "microstructure"]
     tags=["trading", "features"],
     doc_md=__doc__,
     default_args=DEFAULT_ARGS,
-    params={
-        "dataset_version": Param(
-            None,
-            type=["null", "string"],
-            pattern=r"^ds-[0-9a-f]{1,64}$",
-            description="Dataset to read; empty = the triggering ohlcv event's, else the latest recorded.",
-        ),
-        "history": Param(
-            "full",
-            type="string",
-            enum=["full", "dataset"],
-            description="full: the lake's whole history of the dataset's symbols up to its end (a daily ingest "
-            "announces a few days; the warm-ups need years); dataset: exactly the dataset.",
-        ),
-        "horizon": Param(5, type="integer", minimum=1, maximum=252, description="Label horizon h in bars."),
-        "threshold_k": Param(
-            0.5,
-            type="number",
-            minimum=0,
-            maximum=10,
-            description="Buy/Sell threshold k in units of the horizon's volatility (k * sigma * sqrt(h)).",
-        ),
-        "entry": Param(
-            "next_open",
-            type="string",
-            enum=["next_open", "close"],
-            description="Label entry price: the next bar's open (the platform's execution) or this close.",
-        ),
-        "vol_window": Param(21, type="integer", minimum=2, description="Bars of the label's volatility estimate."),
-        "seq_len": Param(30, type="integer", minimum=1, maximum=1024, description="Bars per forecaster window."),
-        "val_fraction": Param(0.15, type="number", exclusiveMinimum=0, exclusiveMaximum=0.5),
-        "test_fraction": Param(0.15, type="number", exclusiveMinimum=0, exclusiveMaximum=0.5),
-        "embargo": Param(5, type="integer", minimum=0, description="Bars skipped after each split boundary."),
-        "groups": Param(
-            FEATURE_GROUPS,
-            type="array",
-            items={"type": "string", "enum": FEATURE_GROUPS},
-            minItems=1,
-            uniqueItems=True,
-            description="Feature groups to compute.",
-        ),
-        "turbulence_window": Param(
-            252, type="integer", minimum=20, description="History of the turbulence index (bars)."
-        ),
-        "vol_regime_window": Param(
-            252, type="integer", minimum=20, description="Window over which volatility is z-scored (regime)."
-        ),
-        "corr_window": Param(63, type="integer", minimum=5, description="Window of the rolling correlations."),
-        "shard_size": Param(
-            100, type="integer", minimum=1, maximum=10000, description="Symbols per mapped compute_shard task."
-        ),
-    },
+    params=features_params(),  # the form: dags/features_params.py
 )
 def features() -> None:
     @task
@@ -101,32 +49,27 @@ def features() -> None:
 
         Pushes the plan under the XCom key ``plan``; returns the shard indices the next task maps over.
         """
-        from trading_core.config import get_settings
         from trading_core.features.resolve import plan_from_params
 
-        events = (context.get("triggering_asset_events") or {}).get(OHLCV, [])
-        extras = [event.extra for event in sorted(events, key=lambda event: event.timestamp)]
-        feature_plan = plan_from_params(context["params"], extras, get_settings())
+        feature_plan = plan_from_params(context["params"], triggering_extras(context, OHLCV), task_settings())
         context["ti"].xcom_push(key="plan", value=feature_plan.as_dict())
         return list(range(len(feature_plan.shards)))
 
     @task
     def compute_shard(plan: dict[str, Any], shard: int) -> str:
         """Per-symbol features and labels of one shard -> an Arrow file in the plan's work dir."""
-        from trading_core.config import get_settings
         from trading_core.features.pipeline import FeaturePlan
         from trading_core.features.pipeline import compute_shard as compute
 
-        return compute(FeaturePlan(**plan), shard, get_settings())
+        return compute(FeaturePlan(**plan), shard, task_settings())
 
     @task(outlets=[FEATURES])
     def merge(plan: dict[str, Any], shard_paths: list[str], *, outlet_events: Any) -> dict[str, Any]:
         """Cross-asset features over the merged universe, splits, scaler; store + DB; announce the set."""
-        from trading_core.config import get_settings
         from trading_core.features.pipeline import FeaturePlan, merge_shards
 
         paths = list(shard_paths[:])  # the mapped results arrive as a lazy sequence: fetch all in one request
-        result = merge_shards(FeaturePlan(**plan), paths, get_settings())
+        result = merge_shards(FeaturePlan(**plan), paths, task_settings())
         outlet_events[FEATURES].extra = result.as_reference()
         return result.as_reference()
 

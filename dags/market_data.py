@@ -20,10 +20,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from airflow.sdk import Param, dag, task
+from airflow.sdk import dag, task
+from market_data_params import market_data_params
 from trading_assets import DEFAULT_ARGS, OHLCV
-
-SYMBOL_PATTERN = r"^[A-Za-z0-9^][A-Za-z0-9.\-_=/:^]{0,39}$"
+from trading_context import task_settings
 
 
 @dag(
@@ -35,81 +35,7 @@ SYMBOL_PATTERN = r"^[A-Za-z0-9^][A-Za-z0-9.\-_=/:^]{0,39}$"
     tags=["trading", "ingest"],
     doc_md=__doc__,
     default_args=DEFAULT_ARGS,
-    params={
-        "source": Param(
-            "synthetic",
-            type="string",
-            enum=["synthetic", "csv", "yfinance", "polygon"],
-            description="Where the bars come from.",
-        ),
-        "symbols": Param(
-            [],
-            type="array",
-            items={"type": "string", "pattern": SYMBOL_PATTERN},
-            description="Tickers, one per line; empty = all the source has (synthetic: SYN000..).",
-        ),
-        "start": Param(None, type=["null", "string"], format="date", description="First date (YYYY-MM-DD)."),
-        "end": Param(None, type=["null", "string"], format="date", description="Last date; empty = run date."),
-        "lookback_days": Param(
-            5, type="integer", minimum=1, maximum=3650, description="Days before the run date when start is empty."
-        ),
-        "interval": Param(
-            None,
-            type=["null", "string"],
-            enum=[None, "1d", "1h", "30m", "15m", "5m", "1m"],
-            description="Bar interval; empty = inferred from a file's timestamps (1d for the other sources).",
-        ),
-        "path": Param(None, type=["null", "string"], description="File for source=csv (CSV, CSV.gz, Parquet)."),
-        "layout": Param("auto", type="string", description="File layout for source=csv (auto-detected by default)."),
-        "columns": Param(
-            None,
-            type=["null", "object"],
-            description='Column mapping for source=csv completing the auto-detection, e.g. {"timestamp": "Date/Time"}.',
-        ),
-        "calendar": Param(
-            None, type=["null", "string"], description="Session calendar (XNYS, 24/7, weekdays); empty = the source's."
-        ),
-        "tz": Param(
-            None,
-            type=["null", "string"],
-            description="Time zone of a file's naive timestamps (e.g. America/New_York); empty = the calendar's.",
-        ),
-        "session": Param(
-            None,
-            type=["null", "string"],
-            enum=[None, "regular", "extended"],
-            description="Intraday exchange bars: regular (default) filters pre/after-market bars, extended keeps them.",
-        ),
-        "adj_close": Param(
-            "ignore",
-            type="string",
-            enum=["ignore", "use"],
-            description="A file's adjusted close: ignore (raw prices) or use (prices scaled, feed csv-<layout>-adj).",
-        ),
-        "n_assets": Param(20, type="integer", minimum=1, maximum=2000, description="Synthetic universe size."),
-        "seed": Param(None, type=["null", "integer"], description="Synthetic market seed (default: settings)."),
-        "signal_strength": Param(
-            0.05,
-            type="number",
-            minimum=0,
-            maximum=0.99,
-            description="Synthetic predictable component (corr. of momentum with next return).",
-        ),
-        "defect_rate": Param(
-            0.0,
-            type="number",
-            minimum=0,
-            maximum=0.49,
-            description="Share of synthetic bars damaged like a bad vendor feed.",
-        ),
-        "max_bad_share": Param(
-            0.05,
-            type="number",
-            minimum=0,
-            maximum=1,
-            description="Fail the run when quarantined rows exceed this share.",
-        ),
-    },
+    params=market_data_params(),  # the form: dags/market_data_params.py
 )
 def market_data() -> None:
     @task
@@ -125,7 +51,6 @@ def market_data() -> None:
         """Fetch raw bars into staging; the run id is stable across retries."""
         from dataclasses import asdict
 
-        from trading_core.config import get_settings
         from trading_core.data.ingest import fetch_to_staging, run_id_for
         from trading_core.data.request import IngestRequest
 
@@ -140,7 +65,7 @@ def market_data() -> None:
                 overrides["polygon_api_key"] = Connection.get("polygon_default").password
         staged = fetch_to_staging(
             IngestRequest.model_validate(request),
-            get_settings(**overrides),
+            task_settings(**overrides),
             run_id=run_id_for(context["dag"].dag_id, context["run_id"]),
         )
         return asdict(staged)
@@ -150,19 +75,17 @@ def market_data() -> None:
         """Apply the validation rules; quarantine bad rows; fail over the bad-row budget."""
         from dataclasses import asdict
 
-        from trading_core.config import get_settings
         from trading_core.data.ingest import StagedBatch, validate_staged
 
-        return asdict(validate_staged(StagedBatch(**staged), get_settings()))
+        return asdict(validate_staged(StagedBatch(**staged), task_settings()))
 
     @task(outlets=[OHLCV])
     def publish(validated: dict[str, Any], *, outlet_events: Any) -> dict[str, Any]:
         """Upsert into the lake, record the dataset version, announce it on the ohlcv Asset."""
-        from trading_core.config import get_settings
         from trading_core.data.ingest import ValidatedBatch
         from trading_core.data.ingest import publish as publish_batch
 
-        result = publish_batch(ValidatedBatch(**validated), get_settings())
+        result = publish_batch(ValidatedBatch(**validated), task_settings())
         outlet_events[OHLCV].extra = {
             key: getattr(result, key)
             for key in ("dataset_version", "feed", "interval", "symbols", "start", "end", "rows")

@@ -29,8 +29,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from airflow.sdk import Param, dag, task
-from trading_assets import CANDIDATE_MODEL, CHAMPION_MODEL, DEFAULT_ARGS, model_name_param, model_version_param
+from airflow.sdk import dag, task
+from promotion_params import promotion_params
+from trading_assets import CANDIDATE_MODEL, CHAMPION_MODEL, DEFAULT_ARGS
+from trading_context import task_settings, triggering_extras, who
 from trading_gates import DriftGateSensor, GovernanceGateSensor, RegistryApprovalSensor
 from trading_hitl import PolicyApprovalOperator
 
@@ -54,64 +56,16 @@ NAME = "{{ ti.xcom_pull(task_ids='resolve_version')['name'] }}"
     tags=["trading", "governance"],
     doc_md=__doc__,
     default_args=DEFAULT_ARGS,
-    params={
-        "model_name": model_name_param(),
-        "model_version": model_version_param(
-            "Version to review; empty = the triggering event's, else alias candidate."
-        ),
-        "approval_path": Param(
-            "mlflow_tag",
-            type="string",
-            enum=["mlflow_tag", "airflow_hitl"],
-            description="Who approves: a reviewer's tag in MLflow, or Airflow's human-in-the-loop form.",
-        ),
-        "champion_share": Param(
-            0.8,
-            type="number",
-            exclusiveMinimum=0,
-            exclusiveMaximum=1,
-            description="Champion's share of the A/B capital.",
-        ),
-        "ab_capital": Param(1_000_000.0, type="number", exclusiveMinimum=0, description="Paper capital of the A/B."),
-        "ab_min_days": Param(20, type="integer", minimum=2, description="No A/B verdict before this many paired days."),
-        "ab_max_days": Param(120, type="integer", minimum=3, description="No verdict by then: roll back."),
-        "ab_alpha": Param(
-            0.05, type="number", exclusiveMinimum=0, exclusiveMaximum=1, description="Always-valid type-I error."
-        ),
-        "ab_max_challenger_drawdown": Param(
-            0.15,
-            type="number",
-            exclusiveMinimum=0,
-            maximum=1,
-            description="Guard: challenger drawdown beyond this rolls back at once.",
-        ),
-        "ab_start_after": Param(
-            None,
-            type=["null", "string"],
-            format="date",
-            description="Trade bars after this date (replays); empty = after the newest bar in the lake.",
-        ),
-    },  # fmt: skip
+    params=promotion_params(),  # the form: dags/promotion_params.py
 )
 def promotion() -> None:
     @task
     def resolve_version(**context: Any) -> dict[str, str]:
         """Which version to review: the param, else the triggering candidate event, else alias candidate."""
-        from trading_core.config import get_settings
-        from trading_core.registry.aliases import CANDIDATE, alias_version, client_for
+        from trading_core.rollout.entry import version_to_review
 
-        params = context["params"]
-        name = params.get("model_name") or get_settings().model_name
-        version = params.get("model_version")
-        events = (context.get("triggering_asset_events") or {}).get(CANDIDATE_MODEL, [])
-        if not version and events:
-            newest = max(events, key=lambda event: event.timestamp).extra
-            name, version = newest.get("name", name), newest.get("version")
-        if not version:
-            version = alias_version(client_for(get_settings()), name, CANDIDATE)
-        if not version:
-            raise ValueError(f"no version to review: {name} has no alias {CANDIDATE!r} and none was given")
-        return {"name": str(name), "version": str(version)}
+        params, extras = context["params"], triggering_extras(context, CANDIDATE_MODEL)
+        return version_to_review(task_settings(), params.get("model_name"), params.get("model_version"), extras)
 
     @task.branch
     def choose_approval(**context: Any) -> str:
@@ -120,34 +74,12 @@ def promotion() -> None:
     @task(trigger_rule="none_failed_min_one_success", outlets=[CHAMPION_MODEL])
     def enter_rollout(target: dict[str, str], *, outlet_events: Any, **context: Any) -> dict[str, Any]:
         """Challenger + A/B against the champion; with no champion yet the version becomes champion."""
-        from trading_core.config import get_settings
-        from trading_core.registry import aliases
-        from trading_core.rollout.ab import ABConfig, start_ab
-        from trading_core.rollout.sequential import SequentialConfig
+        from trading_core.rollout.entry import enter_rollout as enter
 
-        settings, params = get_settings(), context["params"]
-        dag_id, run_id = context["dag"].dag_id, context["run_id"]
-        who = {"actor": f"airflow:{dag_id}/{run_id}/enter_rollout", "dag_run": f"{dag_id}:{run_id}"}
-        name, version = target["name"], target["version"]
-        champion = aliases.alias_version(aliases.client_for(settings), name, aliases.CHAMPION)
-        if champion is None:
-            change = aliases.crown(
-                settings, name, version, reason="passed every gate; no champion to A/B against", **who
-            )
-            outlet_events[CHAMPION_MODEL].extra = {**change.as_dict(), "reason": "first champion"}
-            return {"champion": version, "ab_id": None}
-        if champion == version:
-            raise ValueError(f"{name} v{version} is already the champion")
-        aliases.set_challenger(settings, name, version, **who)
-        rule = SequentialConfig(
-            min_samples=params["ab_min_days"],
-            max_samples=params["ab_max_days"],
-            alpha=params["ab_alpha"],
-            max_challenger_drawdown=params["ab_max_challenger_drawdown"],
-        )
-        config = ABConfig(champion_share=params["champion_share"], capital=params["ab_capital"], rule=rule)
-        ab_id = start_ab(settings, name, champion, version, config, start_after=params.get("ab_start_after"), **who)
-        return {"champion": champion, "challenger": version, "ab_id": ab_id}
+        entry = enter(task_settings(), target["name"], target["version"], context["params"], **who(context))
+        if entry.crowned is not None:
+            outlet_events[CHAMPION_MODEL].extra = {**entry.crowned.as_dict(), "reason": "first champion"}
+        return entry.as_reference()
 
     target = resolve_version()
     drift = DriftGateSensor(

@@ -13,6 +13,7 @@ from typing import Any
 
 from airflow.sdk import Param, dag, task
 from trading_assets import CHAMPION_MODEL, DEFAULT_ARGS, model_name_param
+from trading_context import task_settings, who
 
 
 @dag(
@@ -32,15 +33,11 @@ from trading_assets import CHAMPION_MODEL, DEFAULT_ARGS, model_name_param
 def restore_champion() -> None:
     @task(outlets=[CHAMPION_MODEL])
     def restore(*, outlet_events: Any, **context: Any) -> dict[str, Any]:
-        from trading_core.config import get_settings
         from trading_core.registry.aliases import restore_previous_champion
 
-        dag_id, run_id = context["dag"].dag_id, context["run_id"]
-        params, settings = context["params"], get_settings()
-        change = restore_previous_champion(
-            settings, params.get("model_name") or settings.model_name, reason=params["reason"],
-            actor=f"airflow:{dag_id}/{run_id}/restore", dag_run=f"{dag_id}:{run_id}",
-        )  # fmt: skip
+        params, settings = context["params"], task_settings()
+        name = params.get("model_name") or settings.model_name
+        change = restore_previous_champion(settings, name, reason=params["reason"], **who(context))
         outlet_events[CHAMPION_MODEL].extra = {**change.as_dict(), "reason": params["reason"]}
         return change.as_dict()
 

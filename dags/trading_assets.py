@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from airflow.sdk import Asset, Param
 
@@ -14,6 +15,10 @@ GPU_QUEUE = os.environ.get("TRADING_GPU_QUEUE") or "default"
 """Celery queue of the GPU training tasks: ``Settings.gpu_queue``'s variable ``TRADING_GPU_QUEUE``, read
 from the environment because DAG files import no trading_core at parse time (``default`` unless a GPU
 worker serves ``gpu``; the tasks' own Settings validate it)."""
+
+GPU_TASK: dict[str, Any] = {"pool": "gpu", "queue": GPU_QUEUE, "execution_timeout": timedelta(hours=2)}
+"""Arguments of a task that trains on a GPU: pool ``gpu`` (its slots are the GPUs), the GPU worker's queue,
+and a timeout (a hung CUDA call must not hold the pool)."""
 
 DEFAULT_ARGS = {
     "owner": "ml-platform",

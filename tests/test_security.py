@@ -274,8 +274,8 @@ def test_the_dag_forms_use_the_librarys_symbol_pattern() -> None:
     """The UI forms validate symbols with the same pattern as the library (no drift between the two)."""
     from trading_core.data.schema import SYMBOL_RE
 
-    for dag in ("market_data.py", "training_params.py"):
-        source = (ROOT / "dags" / dag).read_text()
+    for dag in ("dags/market_data_params.py", "trading_core/training_config.py"):  # the two forms' sources
+        source = (ROOT / dag).read_text()
         assert SYMBOL_RE.pattern in source, dag
 
 
@@ -449,7 +449,7 @@ def test_no_password_on_the_cli(secret_settings, monkeypatch: pytest.MonkeyPatch
     import argparse
 
     import trading_core.db as db
-    from trading_core import cli
+    from trading_core.cli import system as cli
 
     monkeypatch.setattr(db, "upgrade_database", lambda url: None)
     assert cli._db(argparse.Namespace(), secret_settings) == 0

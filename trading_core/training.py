@@ -1,7 +1,10 @@
-"""The steps of the training pipeline that sit between stages: data preparation, the RL agent,
-walk-forward validation and registration, each idempotent per Airflow DAG run.
+"""The steps of the training pipeline, one per task of the training DAG: data preparation, the plan
+(feature set and HPO study), the HPO workers and the choice of parameters, the final forecaster, the RL
+agent, walk-forward validation and registration, each idempotent per Airflow DAG run.
 
-The DAG (``dags/training.py``) calls these; ``trading demo`` runs that DAG. Each step that logs to
+The DAG (``dags/training.py``) only wires these (each task is one call); ``trading demo`` runs that
+DAG. The run's knobs and their defaults are :class:`~trading_core.training_config.TrainingConfig`
+(missing params fall back on it). Each step that logs to
 MLflow tags its run with ``airflow.dag_run`` and, before doing any work, looks for a FINISHED run
 with that tag: a retried task reuses what its previous try completed instead of training again.
 """
@@ -9,11 +12,12 @@ with that tag: a retried task reuses what its previous try completed instead of 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
 from trading_core.config import Settings
+from trading_core.training_config import TrainingConfig
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +46,50 @@ def prepare_feature_set(params: Mapping[str, Any], settings: Settings) -> str | 
     result = build_feature_set(dataset, recipe, settings)
     log.info("prepared %s from %s (%s)", result.feature_set_version, dataset, request.source)
     return result.feature_set_version
+
+
+def plan_step(
+    params: Mapping[str, Any],
+    prepared: str | None,
+    triggering_extras: Sequence[Mapping[str, Any]],
+    settings: Settings,
+    run_key: str,
+) -> dict[str, Any]:
+    """The run's :class:`~trading_core.forecast.resolve.TrainingPlan` as a dict: the feature set (the one
+    ``prepare`` just built > the params' > the newest triggering ``features`` event's > the latest
+    recorded) and, when HPO is asked for, the study its workers share (named after ``run_key``)."""
+    from trading_core.forecast.resolve import plan_training
+
+    params = {**params, "feature_set_version": prepared or params.get("feature_set_version")}
+    return plan_training(params, triggering_extras, settings, run_key).as_dict()
+
+
+def hpo_worker_step(plan: Mapping[str, Any], worker: int, settings: Settings) -> dict[str, Any]:
+    """Worker ``worker``'s share of the plan's trials on the shared study (its sampler seeded by its index)."""
+    from trading_core.forecast.hpo import run_hpo_worker
+
+    return run_hpo_worker(
+        plan["study_name"],
+        plan["feature_set_version"],
+        settings,
+        plan["hpo_trials_per_worker"],
+        worker=worker,
+        epochs=plan["hpo_epochs"],
+        seed=plan["seed"],
+        max_train_samples=plan["max_train_samples"],
+        device=plan["device"],
+    )
+
+
+def select_params_step(plan: Mapping[str, Any], settings: Settings) -> dict[str, Any]:
+    """The best trial's ForecasterConfig/TrainConfig overrides (``model``, ``train``) with the study and its
+    MLflow run; no overrides when the plan has no study (HPO skipped)."""
+    if plan["study_name"] is None:
+        return {"model": {}, "train": {}, "study_name": None, "hpo_run_id": None}
+    from trading_core.forecast.hpo import best_params, log_study
+
+    run_id = log_study(plan["study_name"], settings)
+    return {**best_params(plan["study_name"], settings), "study_name": plan["study_name"], "hpo_run_id": run_id}
 
 
 def train_forecaster_step(
@@ -84,6 +132,20 @@ def train_forecaster_step(
     return {**result.as_reference(), "reused": False}
 
 
+def final_forecaster_step(
+    plan: Mapping[str, Any], best: Mapping[str, Any], settings: Settings, dag_run: str
+) -> dict[str, Any]:
+    """The final ensemble: the HPO's best parameters under the plan's epochs, size, sample cap, device and
+    seed (:meth:`~trading_core.forecast.resolve.TrainingPlan.overrides`), tagged with the study; returns the
+    run reference and the study (the ``forecaster`` asset's extra)."""
+    from trading_core.forecast.resolve import TrainingPlan
+
+    model, train = TrainingPlan(**plan).overrides(best)
+    tags = {"hpo_study": best["study_name"], "hpo_run_id": best["hpo_run_id"]} if best["study_name"] else {}
+    result = train_forecaster_step(plan["feature_set_version"], settings, dag_run, model=model, train=train, tags=tags)
+    return {**result, "hpo_study": best["study_name"]}
+
+
 def train_agent_step(
     feature_set_version: str, forecaster_uri: str, params: Mapping[str, Any], settings: Settings, dag_run: str
 ) -> dict[str, Any]:
@@ -96,20 +158,23 @@ def train_agent_step(
     if previous:
         log.info("agent already trained by %s: run %s", dag_run, previous)
         return {"run_id": previous, "model_uri": f"runs:/{previous}/agent", "reused": True}
-    env = {"cost_bps": params.get("cost_bps", 1.0), "slippage_bps": params.get("slippage_bps", 2.0)}
+    arguments = agent_arguments(TrainingConfig.from_params(params))
     result = train_agent(
-        feature_set_version,
-        settings,
-        algo=str(params.get("algo", "ppo")),
-        timesteps=int(params.get("timesteps", 20_000)),
-        forecaster_uri=forecaster_uri,
-        n_envs=int(params.get("n_envs", 8)),
-        seed=int(params.get("seed") or settings.seed),
-        env=env,
-        symbols=list(params["symbols"]) if params.get("symbols") else None,
-        tags={"airflow.dag_run": dag_run},
+        feature_set_version, settings, forecaster_uri=forecaster_uri, tags={"airflow.dag_run": dag_run}, **arguments
     )
     return {**result.as_reference(), "reused": False}
+
+
+def agent_arguments(config: TrainingConfig) -> dict[str, Any]:
+    """The run's agent knobs as keyword arguments of :func:`~trading_core.rl.pipeline.train_agent`."""
+    return {
+        "algo": config.algo,
+        "timesteps": config.timesteps,
+        "n_envs": config.n_envs,
+        "seed": config.seed,
+        "env": {"cost_bps": config.cost_bps, "slippage_bps": config.slippage_bps},
+        "symbols": list(config.symbols) or None,
+    }
 
 
 def policy_step(
@@ -189,24 +254,50 @@ def register_step(
     return version.as_reference()
 
 
+TRIGGER_PARAMS = ("trigger_reason", "drift_check_id")
+"""The params that say why a run started (set by the drift monitor); kept as tags of the candidate."""
+
+
+def candidate_step(
+    settings: Settings,
+    forecaster: Mapping[str, Any],
+    agent: Mapping[str, Any],
+    validation: Mapping[str, Any],
+    dag_run: str,
+    params: Mapping[str, Any],
+) -> dict[str, Any]:
+    """:func:`register_step` for the run's ``model_name`` and trigger params; returns the version reference
+    with the runs behind it (the ``candidate_model`` asset's extra)."""
+    trigger = {key: params.get(key) for key in TRIGGER_PARAMS}
+    version = register_step(settings, forecaster, agent, validation, dag_run, params.get("model_name"), trigger)
+    return {
+        **version,
+        "feature_set_version": forecaster["feature_set_version"],
+        "forecaster_run": forecaster["run_id"],
+        "agent_run": agent["run_id"],
+        "validation_run": validation.get("run_id"),
+    }
+
+
 def walk_forward_config_from_params(params: Mapping[str, Any]) -> Any:
-    """The DAG form's walk-forward knobs as a :class:`~trading_core.backtest.walkforward.WalkForwardConfig`."""
+    """The DAG form's walk-forward knobs as a :class:`~trading_core.backtest.walkforward.WalkForwardConfig`
+    (missing params: the :class:`~trading_core.training_config.TrainingConfig` defaults)."""
     from trading_core.backtest.walkforward import WalkForwardConfig
 
+    config = TrainingConfig.from_params(params)
     values: dict[str, Any] = {
-        "n_folds": int(params.get("folds", 3)),
-        "test_size": int(params.get("test_size", 63)),
-        "seeds": tuple(int(s) for s in (params.get("seeds") or [0])),
-        "timesteps": int(params.get("wf_timesteps", 10_000)),
-        "n_envs": int(params.get("n_envs", 4)),
-        "env": {"cost_bps": float(params.get("cost_bps", 1.0)), "slippage_bps": float(params.get("slippage_bps", 2.0))},
+        "n_folds": config.folds,
+        "test_size": config.test_size,
+        "seeds": tuple(config.seeds),
+        "timesteps": config.wf_timesteps,
+        "n_envs": config.n_envs,
+        "env": {"cost_bps": config.cost_bps, "slippage_bps": config.slippage_bps},
+        "forecaster_train": {**WalkForwardConfig().forecaster_train, "epochs": config.wf_epochs},
     }
-    if params.get("algo") and params["algo"] != "ensemble":
-        values["algo"] = params["algo"]
-    if params.get("wf_epochs"):
-        values["forecaster_train"] = {**WalkForwardConfig().forecaster_train, "epochs": int(params["wf_epochs"])}
-    if params.get("symbols"):
-        values["symbols"] = tuple(params["symbols"])
+    if config.algo != "ensemble":  # the pure/hybrid agents' algorithm; the ensemble strategy runs regardless
+        values["algo"] = config.algo
+    if config.symbols:
+        values["symbols"] = tuple(config.symbols)
     return WalkForwardConfig(**values)
 
 

@@ -17,6 +17,7 @@ from trading_core.config import Settings
 from trading_core.db import lineage, upgrade_database
 from trading_core.errors import ConfigError, DatasetNotFound
 from trading_core.security import redact_url
+from trading_core.training_config import TRAINING_DEFAULTS as DEFAULTS
 
 log = logging.getLogger(__name__)
 
@@ -58,21 +59,22 @@ def resolve_feature_set_version(
 
 @dataclass(frozen=True)
 class TrainingPlan:
-    """One training run: the feature set, the HPO study (None = no search) and the final training."""
+    """One training run: the feature set, the HPO study (None = no search) and the final training
+    (defaults: :class:`~trading_core.training_config.TrainingConfig`, the DAG form's)."""
 
     feature_set_version: str
     study_name: str | None
     """Optuna study shared by the HPO workers; None when hpo_workers is 0."""
-    hpo_workers: int = 2
-    hpo_trials_per_worker: int = 4
-    hpo_epochs: int = 3
+    hpo_workers: int = DEFAULTS.hpo_workers
+    hpo_trials_per_worker: int = DEFAULTS.hpo_trials_per_worker
+    hpo_epochs: int = DEFAULTS.hpo_epochs
     """Epochs of each HPO trial (one member per trial)."""
-    epochs: int = 20
+    epochs: int = DEFAULTS.epochs
     """Epochs of each member of the final ensemble."""
-    ensemble_size: int = 5
-    max_train_samples: int | None = None
-    device: str = "auto"
-    seed: int = 42
+    ensemble_size: int = DEFAULTS.ensemble_size
+    max_train_samples: int | None = DEFAULTS.max_train_samples
+    device: str = DEFAULTS.device
+    seed: int = DEFAULTS.seed
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
