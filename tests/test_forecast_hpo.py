@@ -295,7 +295,7 @@ def test_plan_creates_the_study_only_when_hpo_is_asked_for(home_settings: Settin
     assert plan == TrainingPlan(feature_set_version=fs_version, study_name=None, hpo_workers=0, epochs=3)
     assert plan.overrides(None) == (
         {"ensemble_size": 5},
-        {"epochs": 3, "max_train_samples": None, "device": "auto", "seed": 42},
+        {"epochs": 3, "max_train_samples": None, "device": "auto", "cpu_threads": 1, "seed": 42},
     )
     searched = plan_training({"hpo_workers": 2}, [], home_settings, "training:run-1")
     assert searched.study_name == hpo.study_name_for(fs_version, "training:run-1")

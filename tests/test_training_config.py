@@ -167,9 +167,9 @@ def test_parsing_the_training_dag_loads_nothing_heavy() -> None:
 
 CLI_FLAGS: dict[tuple[str, ...], dict[str, str]] = {
     ("train-forecaster",): {"epochs": "epochs", "ensemble_size": "ensemble_size", "max_train_samples":
-                            "max_train_samples", "device": "device", "seed": "seed"},
+                            "max_train_samples", "device": "device", "cpu_threads": "cpu_threads", "seed": "seed"},
     ("hpo-forecaster",): {"trials": "hpo_trials_per_worker", "epochs": "hpo_epochs", "max_train_samples":
-                          "max_train_samples", "device": "device", "seed": "seed"},
+                          "max_train_samples", "device": "device", "cpu_threads": "cpu_threads", "seed": "seed"},
     ("train-agent", "--pure-rl"): {"algo": "algo", "timesteps": "timesteps", "n_envs": "n_envs", "seed": "seed"},
     ("walk-forward",): {"folds": "folds", "test_size": "test_size", "seeds": "seeds", "algo": "algo",
                         "timesteps": "wf_timesteps", "n_envs": "n_envs", "epochs": "wf_epochs"},
@@ -211,7 +211,7 @@ def test_the_training_plan_and_the_steps_fall_back_on_the_model() -> None:
 
     plan = TrainingPlan(feature_set_version="fs-0", study_name=None)
     for field in ("hpo_workers", "hpo_trials_per_worker", "hpo_epochs", "epochs", "ensemble_size",
-                  "max_train_samples", "device", "seed"):  # fmt: skip
+                  "max_train_samples", "device", "cpu_threads", "seed"):  # fmt: skip
         assert getattr(plan, field) == getattr(TRAINING_DEFAULTS, field), field
 
     agent = agent_arguments(TrainingConfig.from_params({}))
@@ -243,13 +243,14 @@ def test_the_stage_libraries_defaults_agree_with_the_model() -> None:
 
     d = TRAINING_DEFAULTS
     train = TrainConfig()
-    assert (train.epochs, train.max_train_samples, train.device, train.seed) == (
-        d.epochs, d.max_train_samples, d.device, d.seed
+    assert (train.epochs, train.max_train_samples, train.device, train.cpu_threads, train.seed) == (
+        d.epochs, d.max_train_samples, d.device, d.cpu_threads, d.seed
     )  # fmt: skip
     assert ForecasterConfig(input_dim=1).ensemble_size == d.ensemble_size
     hpo = inspect.signature(run_hpo_worker).parameters
     assert (hpo["epochs"].default, hpo["seed"].default, hpo["device"].default) == (d.hpo_epochs, d.seed, d.device)
     assert hpo["max_train_samples"].default == d.max_train_samples
+    assert hpo["cpu_threads"].default == d.cpu_threads
     agent = inspect.signature(train_agent).parameters
     assert (agent["algo"].default, agent["n_envs"].default) == (d.algo, d.n_envs)
     env = EnvConfig()

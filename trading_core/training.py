@@ -78,6 +78,7 @@ def hpo_worker_step(plan: Mapping[str, Any], worker: int, settings: Settings) ->
         seed=plan["seed"],
         max_train_samples=plan["max_train_samples"],
         device=plan["device"],
+        cpu_threads=plan["cpu_threads"],
     )
 
 

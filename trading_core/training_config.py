@@ -58,6 +58,8 @@ class TrainingConfig(BaseModel):
     """Training samples per epoch (a random subset each epoch); empty = all."""
     device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda(:[0-9]{1,2})?)$")
     """auto = CUDA when the worker has it (bf16 AMP), else CPU."""
+    cpu_threads: int = Field(default=1, ge=1, le=256)
+    """Torch CPU threads of forecaster training; results are bit-identical for a given count."""
     seed: int = Field(default=42, ge=0)
     """Seed of the sampler, initial weights and batches."""
     source: Literal["synthetic", "csv"] | None = None

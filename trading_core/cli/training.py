@@ -23,7 +23,7 @@ from trading_core.config import Settings
 from trading_core.errors import TradingError
 
 FORECASTER_MODEL_FLAGS = ("ensemble_size", "lstm_units", "cnn_filters")
-FORECASTER_TRAIN_FLAGS = ("epochs", "batch_size", "lr", "loss", "max_train_samples", "device", "seed")
+FORECASTER_TRAIN_FLAGS = ("epochs", "batch_size", "lr", "loss", "max_train_samples", "device", "cpu_threads", "seed")
 """Flags of ``trading train-forecaster``: overrides of ForecasterConfig / TrainConfig fields of the same names."""
 
 
@@ -69,6 +69,7 @@ def _hpo_forecaster(args: argparse.Namespace, settings: Settings) -> int:
         seed=args.seed,
         max_train_samples=args.max_train_samples,
         device=args.device,
+        cpu_threads=args.cpu_threads,
     )
     summary["mlflow_run_id"] = hpo.log_study(study, settings)
     if summary["best_params"] is not None:
@@ -181,6 +182,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--loss", choices=["weighted_ce", "focal"], help="class-imbalance loss (weighted_ce)")
     training_option(p, "--max-train-samples", "max_train_samples", help_text="cap per epoch (all)")
     training_option(p, "--device", "device", help_text="auto (CUDA when present), cpu, cuda, cuda:1")
+    training_option(p, "--cpu-threads", "cpu_threads")
     training_option(p, "--seed", "seed")
     p.add_argument("--experiment", default="forecaster", help="MLflow experiment (forecaster)")
     p.set_defaults(func=_train_forecaster)
@@ -193,6 +195,7 @@ def add_parsers(sub: Any) -> None:
     training_option(p, "--epochs", "hpo_epochs", help_text="epochs per trial")
     training_option(p, "--max-train-samples", "max_train_samples", help_text="cap per epoch (all)")
     training_option(p, "--device", "device", help_text="auto (CUDA when present), cpu, cuda, cuda:1")
+    training_option(p, "--cpu-threads", "cpu_threads")
     training_option(p, "--seed", "seed")
     p.set_defaults(func=_hpo_forecaster)
 

@@ -297,6 +297,7 @@ def run_hpo_worker(
     seed: int = 42,
     max_train_samples: int | None = None,
     device: str = "auto",
+    cpu_threads: int = 1,
 ) -> dict[str, Any]:
     """Run ``n_trials`` trials of the study as worker number ``worker`` (the sampler's seed is
     ``seed * 1000 + worker``), then return a summary of this worker and of the study so far.
@@ -344,6 +345,7 @@ def run_hpo_worker(
                 bootstrap_block=0,
                 max_train_samples=max_train_samples,
                 device=device,
+                cpu_threads=cpu_threads,
                 seed=seed,
                 **overrides["train"],
             )

@@ -74,6 +74,7 @@ class TrainingPlan:
     ensemble_size: int = DEFAULTS.ensemble_size
     max_train_samples: int | None = DEFAULTS.max_train_samples
     device: str = DEFAULTS.device
+    cpu_threads: int = DEFAULTS.cpu_threads
     seed: int = DEFAULTS.seed
 
     def as_dict(self) -> dict[str, Any]:
@@ -89,6 +90,7 @@ class TrainingPlan:
             "epochs": self.epochs,
             "max_train_samples": self.max_train_samples,
             "device": self.device,
+            "cpu_threads": self.cpu_threads,
             "seed": self.seed,
         }
         return model, train
